@@ -1,0 +1,159 @@
+//! Access tokens: short-lived HS256 JWTs carrying the user id and role. Issuing them from
+//! logins (and refresh rotation) is issue #4; this module verifies them and, for operators,
+//! mints them from the CLI.
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+use cruxlog_schemas::{Actor, ActorRole};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{AppState, config::AuthConfig, error::ApiError};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Claims {
+    sub: Uuid,
+    role: String,
+    aud: String,
+    iss: String,
+    exp: i64,
+    iat: i64,
+}
+
+/// Signing and verification keys for one deployment.
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    audience: String,
+    issuer: String,
+}
+
+impl TokenKeys {
+    pub fn new(config: &AuthConfig) -> Self {
+        let secret = config.jwt_secret.expose().as_bytes();
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&[&config.audience]);
+        validation.set_issuer(&[&config.issuer]);
+        validation.leeway = 5;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            audience: config.audience.clone(),
+            issuer: config.issuer.clone(),
+        }
+    }
+
+    /// Mints an access token valid for `ttl_seconds`.
+    pub fn mint(&self, user_id: Uuid, role: ActorRole, ttl_seconds: i64) -> anyhow::Result<String> {
+        let now = chrono::Utc::now().timestamp();
+        let role = match role {
+            ActorRole::Admin => "admin",
+            ActorRole::User | ActorRole::System => "user",
+        };
+        let claims = Claims {
+            sub: user_id,
+            role: role.into(),
+            aud: self.audience.clone(),
+            iss: self.issuer.clone(),
+            exp: now + ttl_seconds,
+            iat: now,
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
+    }
+
+    fn verify(&self, token: &str) -> Result<Actor, ApiError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| ApiError::Unauthorized("invalid or expired access token"))?;
+        let role = match data.claims.role.as_str() {
+            "admin" => ActorRole::Admin,
+            "user" => ActorRole::User,
+            _ => return Err(ApiError::Unauthorized("unknown role")),
+        };
+        Ok(Actor {
+            user_id: Some(data.claims.sub),
+            role,
+        })
+    }
+}
+
+/// The authenticated caller; extracting it rejects requests without a valid bearer token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: Uuid,
+    pub actor: Actor,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .ok_or(ApiError::Unauthorized("missing bearer token"))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .ok_or(ApiError::Unauthorized(
+                "authorization must be a bearer token",
+            ))?;
+        let actor = state.keys.verify(token.trim())?;
+        let user_id = actor
+            .user_id
+            .ok_or(ApiError::Unauthorized("token has no subject"))?;
+        Ok(Self { user_id, actor })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AuthConfig;
+
+    #[test]
+    fn tokens_verify_and_tampering_is_rejected() {
+        let keys = TokenKeys::new(&AuthConfig::default());
+        let user = Uuid::now_v7();
+        let token = keys.mint(user, ActorRole::User, 60).expect("mints");
+        assert_eq!(keys.verify(&token).expect("valid").user_id, Some(user));
+
+        let expired = keys.mint(user, ActorRole::User, -60).expect("mints");
+        assert!(keys.verify(&expired).is_err());
+
+        let other = AuthConfig {
+            jwt_secret: cruxlog_runtime::config::Secret::new("other"),
+            ..AuthConfig::default()
+        };
+        let forged = TokenKeys::new(&other)
+            .mint(user, ActorRole::Admin, 60)
+            .expect("mints");
+        assert!(keys.verify(&forged).is_err(), "wrong key");
+
+        let wrong_audience = AuthConfig {
+            audience: "someone-else".into(),
+            ..AuthConfig::default()
+        };
+        let token = TokenKeys::new(&wrong_audience)
+            .mint(user, ActorRole::User, 60)
+            .expect("mints");
+        assert!(keys.verify(&token).is_err(), "wrong audience");
+
+        // alg=none: header {"alg":"none","typ":"JWT"} with the same claims and no signature.
+        let valid = keys.mint(user, ActorRole::Admin, 60).expect("mints");
+        let unsigned = format!(
+            "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.",
+            valid.split('.').nth(1).unwrap_or_default()
+        );
+        assert!(keys.verify(&unsigned).is_err(), "alg none");
+    }
+}

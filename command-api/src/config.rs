@@ -1,0 +1,107 @@
+//! The command API's configuration (`CRUXLOG_<SECTION>__<KEY>`, see `cruxlog_runtime::config`).
+
+use cruxlog_runtime::config::Secret;
+use cruxlog_runtime::kafka::KafkaConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub admin: AdminConfig,
+    pub kafka: KafkaConfig,
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http: HttpConfig::default(),
+            admin: AdminConfig {
+                addr: "127.0.0.1:9180".into(),
+            },
+            kafka: KafkaConfig::default(),
+            database: DatabaseConfig::default(),
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpConfig {
+    pub addr: String,
+    /// Bound on one append to Kafka; past it the API answers 503 with `Retry-After` (W5).
+    pub append_timeout_ms: u64,
+    /// Bound on a read-your-writes wait (R3); past it the answer comes marked stale.
+    pub consistency_wait_ms: u64,
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:8080".into(),
+            append_timeout_ms: 2_000,
+            consistency_wait_ms: 2_000,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AdminConfig {
+    /// `/metrics`, `/healthz`, `/readyz`.
+    pub addr: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:9180".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    /// The API's role only reads the read models (DESIGN.md, least privilege).
+    pub url: Secret,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("postgres://postgres@127.0.0.1:15432/postgres"),
+            max_connections: 16,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// HMAC key for access tokens. The default is for local development only; the API
+    /// refuses to start with it unless `allow_dev_secret` is set.
+    pub jwt_secret: Secret,
+    pub allow_dev_secret: bool,
+    pub audience: String,
+    pub issuer: String,
+}
+
+pub const DEV_JWT_SECRET: &str = "cruxlog-local-development-secret-do-not-deploy";
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: Secret::new(DEV_JWT_SECRET),
+            allow_dev_secret: false,
+            audience: "cruxlog-app".into(),
+            issuer: "cruxlog".into(),
+        }
+    }
+}

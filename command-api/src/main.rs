@@ -1,0 +1,71 @@
+//! `cruxlog-command-api`: serve the REST API, or operator commands.
+
+use clap::{Parser, Subcommand};
+use cruxlog_command_api::{Application, auth::TokenKeys, config::Config};
+use cruxlog_runtime::{config, shutdown, telemetry};
+use cruxlog_schemas::ActorRole;
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(version, about = "Cruxlog command API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Print the environment variables this service reads.
+    ConfigKeys,
+    /// Mint an access token for a user (operators and local demos; needs the signing secret).
+    MintToken {
+        #[arg(long)]
+        user: Option<Uuid>,
+        #[arg(long)]
+        admin: bool,
+        #[arg(long, default_value_t = 3600)]
+        ttl_seconds: i64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::ConfigKeys => {
+            config::env_keys::<Config>()
+                .iter()
+                .for_each(|key| println!("{key}"));
+            Ok(())
+        }
+        Command::MintToken {
+            user,
+            admin,
+            ttl_seconds,
+        } => {
+            let config: Config = config::load_or_exit();
+            let role = if admin {
+                ActorRole::Admin
+            } else {
+                ActorRole::User
+            };
+            let token = TokenKeys::new(&config.auth).mint(
+                user.unwrap_or_else(Uuid::now_v7),
+                role,
+                ttl_seconds,
+            )?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Serve => {
+            telemetry::init("command-api");
+            let config: Config = config::load_or_exit();
+            let token = shutdown::on_signal();
+            let app = Application::build(config).await?;
+            tracing::info!(http = %app.http_addr()?, admin = %app.admin_addr()?, "command api listening");
+            app.run(token).await
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! The command API's Prometheus metrics. Labels never carry ids.
+
+use std::time::Instant;
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    middleware::Next,
+    response::Response,
+};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+use crate::AppState;
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_seconds: HistogramVec,
+    pub appended: IntCounterVec,
+    pub append_failures: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "cruxlog_http_requests_total",
+                "HTTP requests by route and status",
+            ),
+            &["method", "route", "status"],
+        )?;
+        let request_seconds = HistogramVec::new(
+            HistogramOpts::new("cruxlog_http_request_seconds", "HTTP request latency").buckets(
+                vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ],
+            ),
+            &["method", "route"],
+        )?;
+        let appended = IntCounterVec::new(
+            Opts::new(
+                "cruxlog_events_appended_total",
+                "Events acknowledged by Kafka",
+            ),
+            &["event_type"],
+        )?;
+        let append_failures = IntCounterVec::new(
+            Opts::new(
+                "cruxlog_append_failures_total",
+                "Appends Kafka did not acknowledge in time",
+            ),
+            &["event_type"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(request_seconds.clone()))?;
+        registry.register(Box::new(appended.clone()))?;
+        registry.register(Box::new(append_failures.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            request_seconds,
+            appended,
+            append_failures,
+        })
+    }
+}
+
+/// Middleware counting requests and timing them by matched route.
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    let metrics = &state.metrics;
+    metrics
+        .requests
+        .with_label_values(&[&method, &route, response.status().as_str()])
+        .inc();
+    metrics
+        .request_seconds
+        .with_label_values(&[&method, &route])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}

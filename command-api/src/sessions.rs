@@ -1,0 +1,241 @@
+//! Climbing sessions: `POST /v1/sessions` starts one (appends `SessionStarted`),
+//! `GET /v1/sessions/{id}` reads it, with its warm-up plans, from the read model.
+
+use std::time::Duration;
+
+use axum::{
+    Json, Router,
+    extract::{Path, Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use chrono::{DateTime, Utc};
+use cruxlog_schemas::{
+    EventMeta,
+    envelope::truncate_to_micros,
+    events::{Discipline, SessionStarted},
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    AppState,
+    auth::Caller,
+    error::{ApiError, FieldError, Result},
+    json::ValidJson,
+    position::Position,
+    read_models::{self, SessionView},
+};
+
+/// The projection that serves these queries (see `projectors/`).
+pub const PROJECTION: &str = "sessions";
+pub const POSITION_HEADER: &str = "x-cruxlog-position";
+pub const STALE_HEADER: &str = "x-cruxlog-stale";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/sessions", post(start))
+        .route("/v1/sessions/{session_id}", get(show))
+}
+
+/// Body of `POST /v1/sessions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartSession {
+    /// boulder, sport, trad, top_rope or board.
+    pub discipline: String,
+    pub indoor: bool,
+    #[serde(default)]
+    pub location_name: Option<String>,
+    #[serde(default)]
+    pub planned_minutes: Option<i32>,
+    /// Defaults to now; at most 5 minutes in the future.
+    #[serde(default)]
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SessionCreated {
+    pub session_id: Uuid,
+    pub position: String,
+}
+
+impl StartSession {
+    /// Checks every rule and reports every broken one.
+    fn validate(self, user_id: Uuid, now: DateTime<Utc>) -> Result<SessionStarted> {
+        let mut errors = Vec::new();
+        let discipline = Discipline::parse(&self.discipline);
+        if discipline.is_none() {
+            errors.push(FieldError {
+                field: "discipline".into(),
+                message: "must be one of boulder, sport, trad, top_rope, board".into(),
+            });
+        }
+        if let Some(name) = &self.location_name
+            && (name.trim().is_empty() || name.chars().count() > 200)
+        {
+            errors.push(FieldError {
+                field: "location_name".into(),
+                message: "must be 1 to 200 characters".into(),
+            });
+        }
+        if let Some(minutes) = self.planned_minutes
+            && !(1..=720).contains(&minutes)
+        {
+            errors.push(FieldError {
+                field: "planned_minutes".into(),
+                message: "must be between 1 and 720".into(),
+            });
+        }
+        let started_at = self.started_at.unwrap_or(now);
+        if started_at > now + chrono::Duration::minutes(5) {
+            errors.push(FieldError {
+                field: "started_at".into(),
+                message: "must not be in the future".into(),
+            });
+        }
+        match discipline {
+            Some(discipline) if errors.is_empty() => Ok(SessionStarted {
+                session_id: Uuid::now_v7(),
+                user_id,
+                started_at: truncate_to_micros(started_at),
+                discipline,
+                indoor: self.indoor,
+                location_name: self.location_name.map(|name| name.trim().to_owned()),
+                planned_minutes: self.planned_minutes,
+            }),
+            _ => Err(ApiError::Validation(errors)),
+        }
+    }
+}
+
+async fn start(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ValidJson(body): ValidJson<StartSession>,
+) -> Result<Response> {
+    let event = body.validate(caller.user_id, Utc::now())?;
+    let meta = EventMeta::new(event.session_id, 1, caller.actor.clone())
+        .with_command(Uuid::now_v7())
+        .with_traceparent(Some(crate::traceparent_of(&headers).header()));
+    let position = state.log.append(&meta, &event).await.map_err(|error| {
+        tracing::warn!(%error, "append failed");
+        state
+            .metrics
+            .append_failures
+            .with_label_values(&["SessionStarted"])
+            .inc();
+        ApiError::LogUnavailable
+    })?;
+    state
+        .metrics
+        .appended
+        .with_label_values(&["SessionStarted"])
+        .inc();
+    tracing::info!(session_id = %event.session_id, partition = position.partition, offset = position.offset, "session started");
+    let token = position.to_string();
+    let mut response = (
+        StatusCode::CREATED,
+        Json(SessionCreated {
+            session_id: event.session_id,
+            position: token.clone(),
+        }),
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/sessions/{}", event.session_id)) {
+        headers.insert(header::LOCATION, location);
+    }
+    if let Ok(token) = HeaderValue::from_str(&token) {
+        headers.insert(POSITION_HEADER, token);
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+struct ShowParams {
+    /// A position token from a command's response (R3).
+    after: Option<String>,
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(session_id): Path<String>,
+    Query(params): Query<ShowParams>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let session_id = Uuid::parse_str(&session_id).map_err(|_| ApiError::NotFound)?;
+    let token = params.after.or_else(|| {
+        headers
+            .get(POSITION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
+    let caught_up = match token {
+        Some(token) => {
+            let position = Position::parse(&token)
+                .ok_or_else(|| ApiError::invalid("after", "not a position token"))?;
+            let bound = Duration::from_millis(state.config.http.consistency_wait_ms);
+            read_models::wait_for(&state.db, PROJECTION, &position, bound).await?
+        }
+        None => true,
+    };
+    let session: SessionView = read_models::session(&state.db, session_id, caller.user_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let mut response = Json(session).into_response();
+    if !caught_up {
+        response
+            .headers_mut()
+            .insert(STALE_HEADER, HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(json: &str) -> StartSession {
+        crate::json::parse(json.as_bytes()).expect("parses")
+    }
+
+    fn fields(result: Result<SessionStarted>) -> Vec<String> {
+        match result {
+            Err(ApiError::Validation(errors)) => errors.into_iter().map(|e| e.field).collect(),
+            other => panic!("expected validation errors, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_valid_body_becomes_a_session_started_event() {
+        let user = Uuid::now_v7();
+        let event = body(r#"{"discipline":"top_rope","indoor":false,"location_name":" Céüse ","planned_minutes":240}"#)
+            .validate(user, Utc::now())
+            .expect("valid");
+        assert_eq!(event.user_id, user);
+        assert_eq!(event.discipline, Discipline::TopRope);
+        assert_eq!(event.location_name.as_deref(), Some("Céüse"));
+    }
+
+    #[test]
+    fn every_broken_rule_is_reported_by_field() {
+        let now = Utc::now();
+        let future = (now + chrono::Duration::hours(1)).to_rfc3339();
+        let json = format!(
+            r#"{{"discipline":"ice","indoor":true,"location_name":"","planned_minutes":0,"started_at":"{future}"}}"#
+        );
+        assert_eq!(
+            fields(body(&json).validate(Uuid::now_v7(), now)),
+            [
+                "discipline",
+                "location_name",
+                "planned_minutes",
+                "started_at"
+            ]
+        );
+    }
+}
