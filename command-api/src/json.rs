@@ -37,7 +37,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ValidJson<T> {
 }
 
 /// Parses a body, mapping serde's errors to problem details.
+/// Every command body is a JSON object; serde would otherwise also accept a struct written
+/// as an array.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Err(ApiError::MalformedJson("empty body".into())),
+        Some(b'{') => {}
+        Some(b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
+            return Err(ApiError::invalid("(body)", "must be a JSON object"));
+        }
+        Some(_) => return Err(ApiError::MalformedJson("not JSON".into())),
+    }
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();

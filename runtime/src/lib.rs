@@ -8,9 +8,12 @@
 //! - [`kafka`]: producer and consumer settings, idempotent topic creation.
 //! - [`admin`]: the admin server with metrics and health.
 //! - [`shutdown`]: one cancellation token for SIGINT/SIGTERM.
+//! - `testkit` (feature): a fresh database and topic prefix per test, on the real stack.
 
 pub mod admin;
 pub mod config;
 pub mod kafka;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(feature = "testkit")]
+pub mod testkit;

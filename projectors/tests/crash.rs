@@ -1,0 +1,155 @@
+//! R1 under fire: the projector process is SIGKILLed repeatedly while a stream flows in, and
+//! restarted each time. The read model must end equal to a fold of the log computed here,
+//! independently: nothing lost, nothing doubled. One undecodable record rides along and must
+//! end in the dead-letter topic, not stop the stream.
+
+use std::{
+    collections::HashMap,
+    process::{Child, Command},
+    time::{Duration, Instant},
+};
+
+use chrono::Utc;
+use cruxlog_runtime::testkit::TestEnv;
+use cruxlog_schemas::{
+    Actor, EventMeta,
+    events::{Discipline, SessionStarted},
+};
+use futures::future::join_all;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const EVENTS: usize = 20_000;
+const USERS: usize = 97;
+
+fn start_projector(env: &TestEnv) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_cruxlog-projectors"))
+        .env("CRUXLOG_KAFKA__BROKERS", &env.kafka.brokers)
+        .env("CRUXLOG_KAFKA__TOPIC_PREFIX", &env.kafka.topic_prefix)
+        .env("CRUXLOG_KAFKA__PARTITIONS", env.kafka.partitions.to_string())
+        .env("CRUXLOG_DATABASE__URL", &env.database_url)
+        .env("CRUXLOG_ADMIN__ADDR", "127.0.0.1:0")
+        .env("CRUXLOG_PROJECTOR__BATCH_SIZE", "250")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("projector binary starts")
+}
+
+async fn produce(producer: &FutureProducer, topic: &str, events: &[(Uuid, Vec<u8>)]) {
+    let sends = events.iter().map(|(key, bytes)| {
+        let key = key.to_string();
+        async move {
+            producer
+                .send(FutureRecord::to(topic).key(&key).payload(bytes), Duration::from_secs(30))
+                .await
+                .map_err(|(error, _)| error)
+        }
+    });
+    for result in join_all(sends).await {
+        result.expect("append acknowledged");
+    }
+}
+
+/// A count from the read model; 0 until the projector has created its tables.
+async fn scalar(db: &PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar::<_, Option<i64>>(sql).fetch_one(db).await.ok().flatten().unwrap_or(0)
+}
+
+/// The projector process, SIGKILLed when dropped so a failing test leaves nothing running.
+struct Projector(Child);
+
+impl Projector {
+    fn start(env: &TestEnv) -> Self {
+        Self(start_projector(env))
+    }
+
+    fn sigkill(&mut self) {
+        self.0.kill().expect("SIGKILL");
+        self.0.wait().expect("reaped");
+    }
+}
+
+impl Drop for Projector {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkilled_projector_ends_with_every_event_exactly_once() {
+    let env = TestEnv::new().await;
+    env.kafka.ensure_event_topics().await.expect("topics");
+    let topic = env.kafka.topics().for_aggregate("climbing_session");
+    let producer: FutureProducer = env.kafka.producer().create().expect("producer");
+
+    let users: Vec<Uuid> = (0..USERS).map(|_| Uuid::now_v7()).collect();
+    let mut expected: HashMap<Uuid, i64> = HashMap::new();
+    let events: Vec<(Uuid, Vec<u8>)> = (0..EVENTS)
+        .map(|i| {
+            let user = users[i % USERS];
+            *expected.entry(user).or_default() += 1;
+            let event = SessionStarted {
+                session_id: Uuid::now_v7(),
+                user_id: user,
+                started_at: cruxlog_schemas::envelope::truncate_to_micros(Utc::now()),
+                discipline: Discipline::ALL[i % 5],
+                indoor: i % 3 != 0,
+                location_name: (i % 2 == 0).then(|| format!("gym {}", i % 7)),
+                planned_minutes: Some(30 + (i % 90) as i32),
+            };
+            let meta = EventMeta::new(event.session_id, 1, Actor::user(user));
+            (event.session_id, cruxlog_schemas::encode(&meta, &event).expect("encodes"))
+        })
+        .collect();
+
+    // First half, then a poison record, before the projector starts.
+    let (first, second) = events.split_at(EVENTS / 2);
+    produce(&producer, &topic, first).await;
+    producer
+        .send(FutureRecord::to(&topic).key("poison").payload(&b"\xC3\x01not an event"[..]), Duration::from_secs(30))
+        .await
+        .map_err(|(error, _)| error)
+        .expect("poison appended");
+
+    let db = PgPool::connect(&env.database_url).await.expect("db");
+    let mut projector = Projector::start(&env);
+    let mut second_half = Some(second);
+    // Kill at increasing progress points; the second half arrives while it is running.
+    for threshold in [1_500_i64, 6_000, 12_000, 17_000] {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while scalar(&db, "select count(*) from sessions").await < threshold {
+            assert!(Instant::now() < deadline, "projector made no progress to {threshold}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Some(rest) = second_half.take() {
+            produce(&producer, &topic, rest).await;
+        }
+        projector.sigkill();
+        projector = Projector::start(&env);
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let applied = scalar(&db, "select sum(events_applied + dead_letters)::bigint from projection_stats").await;
+        if applied >= EVENTS as i64 + 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {applied} of {} records projected", EVENTS + 1);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let a doubled batch, if any, land before checking.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    projector.sigkill();
+
+    assert_eq!(scalar(&db, "select count(*) from sessions").await, EVENTS as i64);
+    assert_eq!(scalar(&db, "select events_applied from projection_stats").await, EVENTS as i64, "an event was applied twice or lost");
+    assert_eq!(scalar(&db, "select dead_letters from projection_stats").await, 1);
+    let rows: Vec<(Uuid, i64)> =
+        sqlx::query_as("select user_id, sessions_started from user_stats").fetch_all(&db).await.expect("stats");
+    let folded: HashMap<Uuid, i64> = rows.into_iter().collect();
+    assert_eq!(folded, expected, "per-user counts differ from the fold of the log");
+    let dead_letter_topic = env.kafka.topics().dead_letters("projector-sessions");
+    assert_eq!(env.records_in(&dead_letter_topic), 1, "the poison record is in the dead-letter topic");
+}
