@@ -770,6 +770,7 @@ cmd_env() {
   printf 'export CRUXLOG_KAFKA__BROKERS=%q\n' "127.0.0.1:$KAFKA_PORT"
   printf 'export CRUXLOG_DATABASE__URL=%q\n' "postgres://postgres@127.0.0.1:$PG_PORT/postgres"
   printf 'export CRUXLOG_PYTHON=%q\n' "$VENV/bin/python"
+  printf 'export CRUXLOG_WORKER__PYTHON=%q\n' "$VENV/bin/python"
   printf 'export CRUXLOG_LOCAL_DIR=%q\n' "$DATA"
 }
 
