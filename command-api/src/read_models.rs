@@ -42,21 +42,35 @@ fn unavailable(error: sqlx::Error) -> ApiError {
     ApiError::ReadModelUnavailable
 }
 
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    session_id: Uuid,
+    user_id: Uuid,
+    started_at: DateTime<Utc>,
+    discipline: String,
+    indoor: bool,
+    location_name: Option<String>,
+    planned_minutes: Option<i32>,
+}
+
+#[derive(sqlx::FromRow)]
+struct WarmupRow {
+    analysis_id: Uuid,
+    analyzer_name: String,
+    analyzer_version: i32,
+    model_id: String,
+    steps: serde_json::Value,
+    total_minutes: i32,
+    planned_at: DateTime<Utc>,
+}
+
 /// One of the caller's sessions; another user's session is `None`, as if it did not exist.
 pub async fn session(
     db: &PgPool,
     session_id: Uuid,
     owner: Uuid,
 ) -> Result<Option<SessionView>, ApiError> {
-    let row: Option<(
-        Uuid,
-        Uuid,
-        DateTime<Utc>,
-        String,
-        bool,
-        Option<String>,
-        Option<i32>,
-    )> = sqlx::query_as(
+    let row: Option<SessionRow> = sqlx::query_as(
         "select session_id, user_id, started_at, discipline, indoor, location_name, planned_minutes
          from sessions where session_id = $1 and user_id = $2",
     )
@@ -65,12 +79,10 @@ pub async fn session(
     .fetch_optional(db)
     .await
     .map_err(unavailable)?;
-    let Some((session_id, user_id, started_at, discipline, indoor, location_name, planned_minutes)) =
-        row
-    else {
+    let Some(row) = row else {
         return Ok(None);
     };
-    let warmups: Vec<(Uuid, String, i32, String, serde_json::Value, i32, DateTime<Utc>)> = sqlx::query_as(
+    let warmups: Vec<WarmupRow> = sqlx::query_as(
         "select analysis_id, analyzer_name, analyzer_version, model_id, steps, total_minutes, planned_at
          from warmup_plans where session_id = $1 order by analyzer_version, planned_at",
     )
@@ -80,28 +92,26 @@ pub async fn session(
     .map_err(unavailable)?;
     let warmups = warmups
         .into_iter()
-        .map(
-            |(analysis_id, name, version, model_id, steps, total_minutes, planned_at)| WarmupView {
-                analysis_id,
-                analyzer: AnalyzerView {
-                    name,
-                    version,
-                    model_id,
-                },
-                steps,
-                total_minutes,
-                planned_at,
+        .map(|w| WarmupView {
+            analysis_id: w.analysis_id,
+            analyzer: AnalyzerView {
+                name: w.analyzer_name,
+                version: w.analyzer_version,
+                model_id: w.model_id,
             },
-        )
+            steps: w.steps,
+            total_minutes: w.total_minutes,
+            planned_at: w.planned_at,
+        })
         .collect();
     Ok(Some(SessionView {
-        session_id,
-        user_id,
-        started_at,
-        discipline,
-        indoor,
-        location_name,
-        planned_minutes,
+        session_id: row.session_id,
+        user_id: row.user_id,
+        started_at: row.started_at,
+        discipline: row.discipline,
+        indoor: row.indoor,
+        location_name: row.location_name,
+        planned_minutes: row.planned_minutes,
         warmups,
     }))
 }

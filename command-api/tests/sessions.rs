@@ -8,7 +8,8 @@ use helpers::{TestApp, api_config};
 use serde_json::Value;
 use uuid::Uuid;
 
-const VALID: &str = r#"{"discipline":"boulder","indoor":true,"location_name":"Arkose","planned_minutes":120}"#;
+const VALID: &str =
+    r#"{"discipline":"boulder","indoor":true,"location_name":"Arkose","planned_minutes":120}"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_started_session_reaches_the_read_model_and_its_warmup_comes_back() {
@@ -19,7 +20,10 @@ async fn a_started_session_reaches_the_read_model_and_its_warmup_comes_back() {
     let response = app.post_session(&token, VALID).await;
     assert_eq!(response.status(), 201);
     let created: Value = response.json().await.expect("json");
-    let session_id = created["session_id"].as_str().expect("session id").to_owned();
+    let session_id = created["session_id"]
+        .as_str()
+        .expect("session id")
+        .to_owned();
     let position = created["position"].as_str().expect("position").to_owned();
 
     // Read-your-writes: given the position, the query waits for the projection.
@@ -32,7 +36,10 @@ async fn a_started_session_reaches_the_read_model_and_its_warmup_comes_back() {
         .await
         .expect("request");
     assert_eq!(response.status(), 200);
-    assert!(response.headers().get("x-cruxlog-stale").is_none(), "projection should catch up within the bound");
+    assert!(
+        response.headers().get("x-cruxlog-stale").is_none(),
+        "projection should catch up within the bound"
+    );
     let session: Value = response.json().await.expect("json");
     assert_eq!(session["user_id"], user.to_string());
     assert_eq!(session["discipline"], "boulder");
@@ -54,7 +61,10 @@ async fn a_started_session_reaches_the_read_model_and_its_warmup_comes_back() {
         if let Some(warmup) = session["warmups"].as_array().and_then(|w| w.first()) {
             break warmup.clone();
         }
-        assert!(Instant::now() < deadline, "no warm-up plan after 60 s: {session}");
+        assert!(
+            Instant::now() < deadline,
+            "no warm-up plan after 60 s: {session}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(warmup["analyzer"]["name"], "warmup");
@@ -62,7 +72,10 @@ async fn a_started_session_reaches_the_read_model_and_its_warmup_comes_back() {
     // 120 planned minutes -> a 20-minute warm-up (1/6, within 10..=25).
     assert_eq!(warmup["total_minutes"], 20);
     let steps = warmup["steps"].as_array().expect("steps");
-    let sum: i64 = steps.iter().map(|s| s["minutes"].as_i64().unwrap_or(0)).sum();
+    let sum: i64 = steps
+        .iter()
+        .map(|s| s["minutes"].as_i64().unwrap_or(0))
+        .sum();
     assert_eq!(sum, 20);
 }
 
@@ -75,17 +88,41 @@ async fn bad_input_is_problem_json_naming_the_field_and_appends_nothing() {
         ("", 400, None),
         (r#"{"discipline": "boulder"}"#, 422, Some("indoor")),
         (r#"{"indoor": true}"#, 422, Some("discipline")),
-        (r#"{"discipline": 7, "indoor": true}"#, 422, Some("discipline")),
-        (r#"{"discipline": "boulder", "indoor": "yes"}"#, 422, Some("indoor")),
-        (r#"{"discipline": "ice", "indoor": true}"#, 422, Some("discipline")),
-        (r#"{"discipline": "sport", "indoor": true, "planned_minutes": 100000}"#, 422, Some("planned_minutes")),
-        (r#"{"discipline": "sport", "indoor": true, "mood": "great"}"#, 422, Some("mood")),
+        (
+            r#"{"discipline": 7, "indoor": true}"#,
+            422,
+            Some("discipline"),
+        ),
+        (
+            r#"{"discipline": "boulder", "indoor": "yes"}"#,
+            422,
+            Some("indoor"),
+        ),
+        (
+            r#"{"discipline": "ice", "indoor": true}"#,
+            422,
+            Some("discipline"),
+        ),
+        (
+            r#"{"discipline": "sport", "indoor": true, "planned_minutes": 100000}"#,
+            422,
+            Some("planned_minutes"),
+        ),
+        (
+            r#"{"discipline": "sport", "indoor": true, "mood": "great"}"#,
+            422,
+            Some("mood"),
+        ),
         (r#"["boulder", true]"#, 422, Some("(body)")),
     ];
     for (body, status, field) in cases {
         let response = app.post_session(&token, body).await;
         assert_eq!(response.status().as_u16(), *status, "{body}");
-        assert_eq!(response.headers()["content-type"], "application/problem+json", "{body}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{body}"
+        );
         let problem: Value = response.json().await.expect("problem json");
         assert_eq!(problem["status"], *status);
         if let Some(field) = field {
@@ -104,7 +141,10 @@ async fn bad_input_is_problem_json_naming_the_field_and_appends_nothing() {
         .expect("request");
     assert_eq!(response.status(), 415);
 
-    let huge = format!(r#"{{"discipline":"boulder","indoor":true,"location_name":"{}"}}"#, "x".repeat(100_000));
+    let huge = format!(
+        r#"{{"discipline":"boulder","indoor":true,"location_name":"{}"}}"#,
+        "x".repeat(100_000)
+    );
     assert_eq!(app.post_session(&token, &huge).await.status(), 413);
 
     let response = app
@@ -118,29 +158,64 @@ async fn bad_input_is_problem_json_naming_the_field_and_appends_nothing() {
     assert_eq!(response.status(), 401);
     assert_eq!(app.post_session("not-a-token", VALID).await.status(), 401);
 
-    assert_eq!(app.env.records_in(&app.sessions_topic()), 0, "rejected commands must append nothing");
+    assert_eq!(
+        app.env.records_in(&app.sessions_topic()),
+        0,
+        "rejected commands must append nothing"
+    );
     assert_eq!(app.post_session(&token, VALID).await.status(), 201);
-    assert_eq!(app.env.records_in(&app.sessions_topic()), 1, "the valid command appends exactly one event");
+    assert_eq!(
+        app.env.records_in(&app.sessions_topic()),
+        1,
+        "the valid command appends exactly one event"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_users_session_is_not_found() {
     let app = TestApp::full_stack().await;
     let owner = app.token(Uuid::now_v7());
-    let created: Value = app.post_session(&owner, VALID).await.json().await.expect("json");
-    let url = format!("{}/v1/sessions/{}", app.base, created["session_id"].as_str().expect("id"));
+    let created: Value = app
+        .post_session(&owner, VALID)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let url = format!(
+        "{}/v1/sessions/{}",
+        app.base,
+        created["session_id"].as_str().expect("id")
+    );
     let position = created["position"].as_str().expect("position");
 
-    let mine = app.client.get(&url).query(&[("after", position)]).bearer_auth(&owner).send().await.expect("request");
+    let mine = app
+        .client
+        .get(&url)
+        .query(&[("after", position)])
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .expect("request");
     assert_eq!(mine.status(), 200);
     let stranger = app.token(Uuid::now_v7());
-    let theirs = app.client.get(&url).bearer_auth(&stranger).send().await.expect("request");
+    let theirs = app
+        .client
+        .get(&url)
+        .bearer_auth(&stranger)
+        .send()
+        .await
+        .expect("request");
     assert_eq!(theirs.status(), 404);
     let anonymous = app.client.get(&url).send().await.expect("request");
     assert_eq!(anonymous.status(), 401);
     for bad_id in ["not-a-uuid", "..%2F..%2Fetc%2Fpasswd", "1%27%20or%201%3D1"] {
-        let response =
-            app.client.get(format!("{}/v1/sessions/{bad_id}", app.base)).bearer_auth(&owner).send().await.expect("request");
+        let response = app
+            .client
+            .get(format!("{}/v1/sessions/{bad_id}", app.base))
+            .bearer_auth(&owner)
+            .send()
+            .await
+            .expect("request");
         assert_eq!(response.status(), 404, "{bad_id}");
     }
 }
@@ -159,6 +234,9 @@ async fn with_the_broker_unreachable_a_command_gets_503_and_retry_after_within_t
     let elapsed = started.elapsed();
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "1");
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
     assert!(elapsed < Duration::from_millis(2_500), "took {elapsed:?}");
 }

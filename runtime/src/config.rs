@@ -11,10 +11,11 @@ use serde::{Serialize, de::DeserializeOwned};
 pub const ENV_PREFIX: &str = "CRUXLOG_";
 
 /// Loads the service's configuration.
-pub fn load<T: Serialize + DeserializeOwned + Default>() -> Result<T, figment::Error> {
+pub fn load<T: Serialize + DeserializeOwned + Default>() -> Result<T, Box<figment::Error>> {
     Figment::from(Serialized::defaults(T::default()))
         .merge(Env::prefixed(ENV_PREFIX).split("__"))
         .extract()
+        .map_err(Box::new)
 }
 
 /// Loads the configuration or prints every error and exits with status 78 (EX_CONFIG).
@@ -22,7 +23,7 @@ pub fn load_or_exit<T: Serialize + DeserializeOwned + Default>() -> T {
     match load() {
         Ok(config) => config,
         Err(errors) => {
-            for error in errors {
+            for error in *errors {
                 eprintln!("configuration error: {error}");
             }
             std::process::exit(78);
@@ -83,10 +84,14 @@ mod tests {
     }
 
     #[test]
+    #[allow(
+        clippy::result_large_err,
+        reason = "figment::Jail fixes the closure type"
+    )]
     fn env_overrides_defaults_and_bad_values_are_reported() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("CRUXLOG_KAFKA__BROKERS", "b:1");
-            let sample: Sample = load()?;
+            let sample: Sample = load().map_err(|error| *error)?;
             assert_eq!(sample.kafka.brokers, "b:1");
             jail.set_env("CRUXLOG_KAFKA__PARTITIONS", "many");
             let error = load::<Sample>().expect_err("not a number");

@@ -30,22 +30,34 @@ impl TestEnv {
         let name = format!("t_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let mut admin = PgConnection::connect(&server)
             .await
-            .unwrap_or_else(|error| panic!("PostgreSQL at {server} is not reachable ({error}); run `make stack`"));
+            .unwrap_or_else(|error| {
+                panic!("PostgreSQL at {server} is not reachable ({error}); run `make stack`")
+            });
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {name}")))
             .execute(&mut admin)
             .await
             .unwrap_or_else(|error| panic!("creating database {name}: {error}"));
-        let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base);
+        let base = server
+            .rsplit_once('/')
+            .map_or(server.as_str(), |(base, _)| base);
         Self {
             database_url: format!("{base}/{name}"),
-            kafka: KafkaConfig { brokers, topic_prefix: format!("{name}."), partitions: 3, ..defaults },
+            kafka: KafkaConfig {
+                brokers,
+                topic_prefix: format!("{name}."),
+                partitions: 3,
+                ..defaults
+            },
             name,
         }
     }
 
     /// Total records ever appended to a topic (sum of high watermarks), 0 if it does not exist.
     pub fn records_in(&self, topic: &str) -> i64 {
-        let consumer: BaseConsumer = match ClientConfig::new().set("bootstrap.servers", &self.kafka.brokers).create() {
+        let consumer: BaseConsumer = match ClientConfig::new()
+            .set("bootstrap.servers", &self.kafka.brokers)
+            .create()
+        {
             Ok(consumer) => consumer,
             Err(error) => panic!("kafka client: {error}"),
         };
@@ -56,7 +68,11 @@ impl TestEnv {
             .topics()
             .iter()
             .flat_map(|t| t.partitions().iter().map(move |p| (t.name(), p.id())))
-            .filter_map(|(name, partition)| consumer.fetch_watermarks(name, partition, Duration::from_secs(5)).ok())
+            .filter_map(|(name, partition)| {
+                consumer
+                    .fetch_watermarks(name, partition, Duration::from_secs(5))
+                    .ok()
+            })
             .map(|(_, high)| high)
             .sum()
     }

@@ -19,8 +19,9 @@ pub(crate) struct TestApp {
 
 /// The Python interpreter with `cruxlog-vision` installed (`make test` exports it).
 pub(crate) fn python() -> String {
-    std::env::var("CRUXLOG_PYTHON")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.local/venv/bin/python").to_owned())
+    std::env::var("CRUXLOG_PYTHON").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../.local/venv/bin/python").to_owned()
+    })
 }
 
 pub(crate) fn api_config(env: &TestEnv) -> Config {
@@ -48,15 +49,20 @@ impl TestApp {
         let mut projector_config = cruxlog_projectors::config::Config::default();
         projector_config.admin.addr = "127.0.0.1:0".into();
         projector_config.kafka = app.env.kafka.clone();
-        projector_config.database.url = cruxlog_runtime::config::Secret::new(app.env.database_url.clone());
-        let projector = cruxlog_projectors::Projector::build(projector_config).await.expect("projector builds");
+        projector_config.database.url =
+            cruxlog_runtime::config::Secret::new(app.env.database_url.clone());
+        let projector = cruxlog_projectors::Projector::build(projector_config)
+            .await
+            .expect("projector builds");
         tokio::spawn(projector.run(shutdown.clone()));
 
         let mut analyzer_config = cruxlog_analyzers::config::Config::default();
         analyzer_config.admin.addr = "127.0.0.1:0".into();
         analyzer_config.kafka = app.env.kafka.clone();
         analyzer_config.worker.python = python();
-        let analyzer = cruxlog_analyzers::Analyzer::build(analyzer_config).await.expect("analyzer builds");
+        let analyzer = cruxlog_analyzers::Analyzer::build(analyzer_config)
+            .await
+            .expect("analyzer builds");
         tokio::spawn(analyzer.run(shutdown));
         app
     }
@@ -64,14 +70,30 @@ impl TestApp {
     pub(crate) async fn start(env: TestEnv, config: Config) -> Self {
         cruxlog_runtime::telemetry::init_for_tests();
         // The read-model tables belong to the projectors; migrate them so queries work.
-        let db = sqlx::PgPool::connect(&env.database_url).await.expect("test database");
-        cruxlog_projectors::store::MIGRATOR.run(&db).await.expect("migrations");
-        let application = Application::build(config.clone()).await.expect("api builds");
+        let db = sqlx::PgPool::connect(&env.database_url)
+            .await
+            .expect("test database");
+        cruxlog_projectors::store::MIGRATOR
+            .run(&db)
+            .await
+            .expect("migrations");
+        let application = Application::build(config.clone())
+            .await
+            .expect("api builds");
         let base = format!("http://{}", application.http_addr().expect("bound"));
         let shutdown = CancellationToken::new();
         tokio::spawn(application.run(shutdown.clone()));
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-        Self { base, env, client, shutdown, config }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        Self {
+            base,
+            env,
+            client,
+            shutdown,
+            config,
+        }
     }
 
     pub(crate) fn token(&self, user: Uuid) -> String {
