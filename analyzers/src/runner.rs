@@ -14,7 +14,10 @@ use std::{
 };
 
 use anyhow::Context as _;
-use cruxlog_runtime::admin::{self, Readiness, Status};
+use cruxlog_runtime::{
+    admin::{self, Readiness, Status},
+    telemetry::TraceParent,
+};
 use cruxlog_schemas::{
     Actor, DecodedEvent, DomainEvent, Event, EventMeta,
     events::{AnalysisFailed, SessionStarted, WarmupPlanned, aggregate},
@@ -28,6 +31,7 @@ use rdkafka::{
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::{
     config::Config,
@@ -221,10 +225,19 @@ impl Analyzer {
         let DomainEvent::SessionStarted(session) = &decoded.event else {
             return Ok(Some(Output::Nothing));
         };
-        let span = tracing::info_span!("analyze", analyzer = warmup::NAME, event_id = %decoded.envelope.event_id,
-            aggregate_id = %decoded.envelope.aggregate_id, partition = message.partition(), offset = message.offset());
-        let _entered = span.enter();
-        let Some(result) = self.analyze(session, &decoded, shutdown).await else {
+        let trace_id = decoded.envelope.traceparent.as_deref().and_then(TraceParent::parse).map(|t| t.trace_id);
+        let span = tracing::info_span!(
+            "analyze",
+            analyzer = warmup::NAME,
+            event_type = decoded.event.name(),
+            event_id = %decoded.envelope.event_id,
+            aggregate_id = %decoded.envelope.aggregate_id,
+            trace_id = trace_id.as_deref().unwrap_or_default(),
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+        );
+        let Some(result) = self.analyze(session, &decoded, shutdown).instrument(span).await else {
             return Ok(None);
         };
         let meta = |id| EventMeta::new(id, 1, Actor::system()).caused_by(&decoded.envelope);

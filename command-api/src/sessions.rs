@@ -117,9 +117,10 @@ async fn start(
     ValidJson(body): ValidJson<StartSession>,
 ) -> Result<Response> {
     let event = body.validate(caller.user_id, Utc::now())?;
+    let trace = crate::traceparent_of(&headers);
     let meta = EventMeta::new(event.session_id, 1, caller.actor.clone())
         .with_command(Uuid::now_v7())
-        .with_traceparent(Some(crate::traceparent_of(&headers).header()));
+        .with_traceparent(Some(trace.header()));
     let position = state.log.append(&meta, &event).await.map_err(|error| {
         tracing::warn!(%error, "append failed");
         state
@@ -134,7 +135,13 @@ async fn start(
         .appended
         .with_label_values(&["SessionStarted"])
         .inc();
-    tracing::info!(session_id = %event.session_id, partition = position.partition, offset = position.offset, "session started");
+    tracing::info!(
+        session_id = %event.session_id,
+        trace_id = %trace.trace_id,
+        partition = position.partition,
+        offset = position.offset,
+        "session started"
+    );
     let token = position.to_string();
     let mut response = (
         StatusCode::CREATED,
