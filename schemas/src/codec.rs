@@ -13,7 +13,7 @@ use crate::{
     CodecError, Result,
     catalogue::{SchemaVersion, catalogue},
     envelope::{ENVELOPE_SCHEMA, Envelope, EventMeta},
-    events::{AnalysisFailed, DomainEvent, Event, SessionStarted, WarmupPlanned},
+    events::{DomainEvent, Event},
     wire,
 };
 
@@ -61,18 +61,7 @@ pub fn decode_envelope(message: &[u8]) -> Result<Envelope> {
 
 /// Decodes the payload an envelope carries.
 pub fn decode_payload(envelope: &Envelope) -> Result<DomainEvent> {
-    let bytes = envelope.payload.as_slice();
-    Ok(match envelope.event_type.as_str() {
-        SessionStarted::NAME => DomainEvent::SessionStarted(read(bytes, SessionStarted::NAME)?),
-        WarmupPlanned::NAME => DomainEvent::WarmupPlanned(read(bytes, WarmupPlanned::NAME)?),
-        AnalysisFailed::NAME => DomainEvent::AnalysisFailed(read(bytes, AnalysisFailed::NAME)?),
-        other => {
-            return Err(CodecError::UnexpectedSchema {
-                expected: "a known event",
-                found: other.to_owned(),
-            });
-        }
-    })
+    crate::events::decode_named(&envelope.event_type, &envelope.payload)
 }
 
 /// Uuids are Avro `string`s with the uuid logical type, so serde must use their text form
@@ -129,7 +118,7 @@ mod tests {
     use super::*;
     use crate::{
         envelope::{Actor, truncate_to_micros},
-        events::{AnalyzerInfo, Discipline, WarmupStep},
+        events::{AnalysisFailed, AnalyzerInfo, Discipline, SessionStarted, WarmupPlanned, WarmupStep},
     };
 
     fn session() -> SessionStarted {

@@ -12,12 +12,14 @@
 //! - [`envelope`]: envelope metadata shared by every event.
 //! - [`events`]: typed payloads and the [`events::DomainEvent`] sum type.
 //! - [`codec`]: envelope + payload to bytes and back.
+//! - [`grades`]: grade systems, parsing and the common difficulty scale.
 //! - [`topics`]: topic naming and layout.
 
 pub mod catalogue;
 pub mod codec;
 pub mod envelope;
 pub mod events;
+pub mod grades;
 pub mod topics;
 pub mod wire;
 

@@ -117,20 +117,53 @@ impl Event for AnalysisFailed {
     const AGGREGATE_TYPE: &'static str = aggregate::ANALYSIS;
 }
 
-/// Every event a consumer may meet, decoded.
-#[derive(Debug, Clone, PartialEq)]
-pub enum DomainEvent {
-    SessionStarted(SessionStarted),
-    WarmupPlanned(WarmupPlanned),
-    AnalysisFailed(AnalysisFailed),
+/// Declares the sum type of every event and its decoder from one list, so adding an event
+/// is one line here plus its struct and schema file.
+macro_rules! domain_events {
+    ($($event:ident),+ $(,)?) => {
+        /// Every event a consumer may meet, decoded.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum DomainEvent {
+            $($event($event),)+
+        }
+
+        impl DomainEvent {
+            /// The schema's full name, also the envelope's `event_type`.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Self::$event(_) => $event::NAME,)+
+                }
+            }
+
+            pub fn aggregate_type(&self) -> &'static str {
+                match self {
+                    $(Self::$event(_) => $event::AGGREGATE_TYPE,)+
+                }
+            }
+
+            /// Every event name, for catalogue checks.
+            pub const NAMES: &'static [&'static str] = &[$($event::NAME,)+];
+
+            /// Encodes the event with its metadata into a Kafka record value.
+            pub fn encode(&self, meta: &crate::EventMeta) -> crate::Result<Vec<u8>> {
+                match self {
+                    $(Self::$event(event) => crate::codec::encode(meta, event),)+
+                }
+            }
+        }
+
+        /// Decodes a payload whose schema is named `event_type`.
+        pub(crate) fn decode_named(event_type: &str, bytes: &[u8]) -> crate::Result<DomainEvent> {
+            match event_type {
+                $($event::NAME => Ok(DomainEvent::$event(crate::codec::read(bytes, $event::NAME)?)),)+
+                other => Err(crate::CodecError::UnexpectedSchema { expected: "a known event", found: other.to_owned() }),
+            }
+        }
+    };
 }
 
-impl DomainEvent {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::SessionStarted(_) => SessionStarted::NAME,
-            Self::WarmupPlanned(_) => WarmupPlanned::NAME,
-            Self::AnalysisFailed(_) => AnalysisFailed::NAME,
-        }
-    }
+domain_events! {
+    SessionStarted,
+    WarmupPlanned,
+    AnalysisFailed,
 }
