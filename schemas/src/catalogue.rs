@@ -1,22 +1,45 @@
 //! Every schema version ever published, parsed once. Readers find a writer schema by the
-//! fingerprint in the message; writers use the newest version of a name.
+//! fingerprint in the message; writers use the newest version of a name. Each version keeps
+//! its datum writer and readers ready, so encoding and decoding do no schema work per
+//! message.
 
-use std::{collections::HashMap, sync::LazyLock};
+use std::{
+    collections::HashMap,
+    io::Read as _,
+    sync::{LazyLock, OnceLock},
+};
 
-use apache_avro::{Schema, rabin::Rabin};
+use apache_avro::{
+    Schema, rabin::Rabin, reader::datum::GenericDatumReader, writer::datum::GenericDatumWriter,
+};
+use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{CodecError, Result};
+use crate::{CodecError, Result, wire};
 
 include!(concat!(env!("OUT_DIR"), "/schema_files.rs"));
 
 /// One published version of one schema.
-#[derive(Debug)]
 pub struct SchemaVersion {
     pub name: &'static str,
     pub version: u32,
     pub fingerprint: u64,
-    pub schema: Schema,
+    pub schema: &'static Schema,
     pub text: &'static str,
+    writer: GenericDatumWriter<'static>,
+    /// Reads data written with this version as this version (no resolution).
+    reader: GenericDatumReader<'static>,
+    /// Reads data written with this version as the newest version; built on first use.
+    resolving: OnceLock<GenericDatumReader<'static>>,
+}
+
+impl std::fmt::Debug for SchemaVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} v{} ({:#018x})",
+            self.name, self.version, self.fingerprint
+        )
+    }
 }
 
 /// All schema versions, indexed.
@@ -30,8 +53,8 @@ pub struct Catalogue {
 static CATALOGUE: LazyLock<std::result::Result<Catalogue, String>> =
     LazyLock::new(|| Catalogue::parse(SCHEMA_FILES).map_err(|error| error.to_string()));
 
-/// The process-wide catalogue. Fails only if a committed schema file is invalid, which the
-/// crate's tests catch.
+/// The process-wide catalogue of `schemas/avro`. Fails only if a committed schema file is
+/// invalid, which the crate's tests catch.
 pub fn catalogue() -> Result<&'static Catalogue> {
     CATALOGUE
         .as_ref()
@@ -47,47 +70,53 @@ pub fn fingerprint(schema: &Schema) -> u64 {
 }
 
 impl Catalogue {
-    /// Parses schema files given as (full name, version, JSON).
+    /// Parses schema files given as (full name, version, JSON). Parsed schemas live for the
+    /// rest of the process (the catalogue is built once; tests build a few small ones).
     pub fn parse(files: &[(&'static str, u32, &'static str)]) -> Result<Self> {
-        let mut versions = Vec::with_capacity(files.len());
+        let mut versions: Vec<SchemaVersion> = Vec::with_capacity(files.len());
         let mut by_fingerprint = HashMap::new();
         let mut latest: HashMap<&'static str, usize> = HashMap::new();
         for &(name, version, text) in files {
-            let schema = Schema::parse_str(text)
-                .map_err(|error| CodecError::Catalogue(format!("{name} v{version}: {error}")))?;
-            let full_name = match &schema {
+            let context = |error: &dyn std::fmt::Display| {
+                CodecError::Catalogue(format!("{name} v{version}: {error}"))
+            };
+            let schema: &'static Schema =
+                Box::leak(Box::new(Schema::parse_str(text).map_err(|e| context(&e))?));
+            let full_name = match schema {
                 Schema::Record(record) => record.name.fullname(None),
-                _ => {
-                    return Err(CodecError::Catalogue(format!(
-                        "{name} v{version} is not a record"
-                    )));
-                }
+                _ => return Err(context(&"not a record")),
             };
             if full_name != name {
-                return Err(CodecError::Catalogue(format!(
-                    "{name} v{version} declares the name {full_name}"
-                )));
+                return Err(context(&format!("declares the name {full_name}")));
             }
-            let fingerprint = fingerprint(&schema);
+            let fingerprint = fingerprint(schema);
             let index = versions.len();
             if by_fingerprint.insert(fingerprint, index).is_some() {
-                return Err(CodecError::Catalogue(format!(
-                    "{name} v{version} is identical to an earlier version"
-                )));
+                return Err(context(&"identical to an earlier version"));
             }
             let newest = latest.entry(name).or_insert(index);
-            if versions
-                .get(*newest)
-                .is_some_and(|v: &SchemaVersion| v.version < version)
-            {
+            if versions.get(*newest).is_some_and(|v| v.version < version) {
                 *newest = index;
             }
+            // Uuids are Avro strings with the uuid logical type: serde must use their text
+            // form (`human_readable`).
+            let writer = GenericDatumWriter::builder(schema)
+                .human_readable(true)
+                .build()
+                .map_err(|e| context(&e))?;
+            let reader = GenericDatumReader::builder(schema)
+                .human_readable(true)
+                .build()
+                .map_err(|e| context(&e))?;
             versions.push(SchemaVersion {
                 name,
                 version,
                 fingerprint,
                 schema,
                 text,
+                writer,
+                reader,
+                resolving: OnceLock::new(),
             });
         }
         Ok(Self {
@@ -114,6 +143,57 @@ impl Catalogue {
 
     pub fn versions(&self) -> impl Iterator<Item = &SchemaVersion> {
         self.versions.iter()
+    }
+
+    /// Single-object encodes `value` with the newest version of `name`.
+    pub fn write<T: Serialize>(&self, name: &str, value: &T) -> Result<Vec<u8>> {
+        self.latest(name)?.write(value)
+    }
+
+    /// Reads a single-object message whose writer schema must be a version of `expected`,
+    /// resolving older versions to the newest one.
+    pub fn read<T: DeserializeOwned>(&self, message: &[u8], expected: &'static str) -> Result<T> {
+        let (fingerprint, mut body) = wire::split(message)?;
+        let writer = self.by_fingerprint(fingerprint)?;
+        if writer.name != expected {
+            return Err(CodecError::UnexpectedSchema {
+                expected,
+                found: writer.name.to_owned(),
+            });
+        }
+        let newest = self.latest(expected)?;
+        let value = if writer.fingerprint == newest.fingerprint {
+            writer.reader.read_deser(&mut body)?
+        } else {
+            let reader = match writer.resolving.get() {
+                Some(reader) => reader,
+                None => {
+                    let reader = GenericDatumReader::builder(writer.schema)
+                        .reader_schema(newest.schema)
+                        .human_readable(true)
+                        .build()?;
+                    writer.resolving.get_or_init(|| reader)
+                }
+            };
+            apache_avro::from_value(&reader.read_value(&mut body)?)?
+        };
+        let mut rest = [0u8; 1];
+        if body.read(&mut rest).unwrap_or(0) != 0 {
+            return Err(CodecError::Avro(format!(
+                "{expected}: trailing bytes after the datum"
+            )));
+        }
+        Ok(value)
+    }
+}
+
+impl SchemaVersion {
+    /// Single-object encodes `value` with this version.
+    pub fn write<T: Serialize>(&self, value: &T) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(128);
+        wire::write_header(&mut out, self.fingerprint);
+        self.writer.write_ser(&mut out, value)?;
+        Ok(out)
     }
 }
 

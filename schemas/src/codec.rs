@@ -4,17 +4,13 @@
 //! fingerprint; when it is the newest version, bytes deserialize straight into the struct,
 //! otherwise the datum is resolved against the newest version first (schema evolution).
 
-use std::io::Read as _;
-
-use apache_avro::{reader::datum::GenericDatumReader, writer::datum::GenericDatumWriter};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
-    CodecError, Result,
+    Result,
     catalogue::{SchemaVersion, catalogue},
     envelope::{ENVELOPE_SCHEMA, Envelope, EventMeta},
     events::{DomainEvent, Event},
-    wire,
 };
 
 /// A decoded Kafka record value.
@@ -64,50 +60,13 @@ pub fn decode_payload(envelope: &Envelope) -> Result<DomainEvent> {
     crate::events::decode_named(&envelope.event_type, &envelope.payload)
 }
 
-/// Uuids are Avro `string`s with the uuid logical type, so serde must use their text form
-/// (`human_readable`).
-fn write<T: Serialize>(schema: &SchemaVersion, value: &T) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(128);
-    wire::write_header(&mut out, schema.fingerprint);
-    GenericDatumWriter::builder(&schema.schema)
-        .human_readable(true)
-        .build()?
-        .write_ser(&mut out, value)?;
-    Ok(out)
+pub(crate) fn write<T: Serialize>(schema: &SchemaVersion, value: &T) -> Result<Vec<u8>> {
+    schema.write(value)
 }
 
 /// Reads a single-object message whose writer schema must be a version of `expected`.
 pub(crate) fn read<T: DeserializeOwned>(message: &[u8], expected: &'static str) -> Result<T> {
-    let catalogue = catalogue()?;
-    let (fingerprint, mut body) = wire::split(message)?;
-    let writer = catalogue.by_fingerprint(fingerprint)?;
-    if writer.name != expected {
-        return Err(CodecError::UnexpectedSchema {
-            expected,
-            found: writer.name.to_owned(),
-        });
-    }
-    let newest = catalogue.latest(expected)?;
-    let value = if writer.fingerprint == newest.fingerprint {
-        // No reader schema: `read_deser` panics when one is set.
-        GenericDatumReader::builder(&writer.schema)
-            .human_readable(true)
-            .build()?
-            .read_deser(&mut body)?
-    } else {
-        let reader = GenericDatumReader::builder(&writer.schema)
-            .reader_schema(&newest.schema)
-            .human_readable(true)
-            .build()?;
-        apache_avro::from_value(&reader.read_value(&mut body)?)?
-    };
-    let mut rest = [0u8; 1];
-    if body.read(&mut rest).unwrap_or(0) != 0 {
-        return Err(CodecError::Avro(format!(
-            "{expected}: trailing bytes after the datum"
-        )));
-    }
-    Ok(value)
+    catalogue()?.read(message, expected)
 }
 
 #[cfg(test)]
@@ -118,7 +77,9 @@ mod tests {
     use super::*;
     use crate::{
         envelope::{Actor, truncate_to_micros},
-        events::{AnalysisFailed, AnalyzerInfo, Discipline, SessionStarted, WarmupPlanned, WarmupStep},
+        events::{
+            AnalysisFailed, AnalyzerInfo, Discipline, SessionStarted, WarmupPlanned, WarmupStep,
+        },
     };
 
     fn session() -> SessionStarted {
@@ -204,7 +165,7 @@ mod tests {
         unknown[2] ^= 0xFF;
         assert!(matches!(
             decode(&unknown),
-            Err(CodecError::UnknownFingerprint(_))
+            Err(crate::CodecError::UnknownFingerprint(_))
         ));
         let mut trailing = bytes;
         trailing.push(0);

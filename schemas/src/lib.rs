@@ -9,6 +9,7 @@
 //! Layout:
 //! - [`catalogue`]: every schema version ever published, looked up by fingerprint or name.
 //! - [`wire`]: single-object framing.
+//! - [`compat`]: schema evolution rules, checked over every published version.
 //! - [`envelope`]: envelope metadata shared by every event.
 //! - [`events`]: typed payloads and the [`events::DomainEvent`] sum type.
 //! - [`codec`]: envelope + payload to bytes and back.
@@ -17,6 +18,7 @@
 
 pub mod catalogue;
 pub mod codec;
+pub mod compat;
 pub mod envelope;
 pub mod events;
 pub mod grades;
