@@ -225,7 +225,12 @@ impl Analyzer {
         let DomainEvent::SessionStarted(session) = &decoded.event else {
             return Ok(Some(Output::Nothing));
         };
-        let trace_id = decoded.envelope.traceparent.as_deref().and_then(TraceParent::parse).map(|t| t.trace_id);
+        let trace_id = decoded
+            .envelope
+            .traceparent
+            .as_deref()
+            .and_then(TraceParent::parse)
+            .map(|t| t.trace_id);
         let span = tracing::info_span!(
             "analyze",
             analyzer = warmup::NAME,
@@ -237,27 +242,17 @@ impl Analyzer {
             partition = message.partition(),
             offset = message.offset(),
         );
-        let Some(result) = self.analyze(session, &decoded, shutdown).instrument(span).await else {
+        let Some(result) = self
+            .analyze(session, &decoded, shutdown)
+            .instrument(span)
+            .await
+        else {
             return Ok(None);
         };
         let meta = |id| EventMeta::new(id, 1, Actor::system()).caused_by(&decoded.envelope);
         Ok(Some(match result {
-            Ok(planned) => {
-                let bytes = cruxlog_schemas::encode(&meta(planned.analysis_id), &planned)?;
-                Output::Event {
-                    key: planned.analysis_id.to_string(),
-                    bytes,
-                    event_type: WarmupPlanned::NAME,
-                }
-            }
-            Err(failed) => {
-                let bytes = cruxlog_schemas::encode(&meta(failed.analysis_id), &failed)?;
-                Output::Event {
-                    key: failed.analysis_id.to_string(),
-                    bytes,
-                    event_type: AnalysisFailed::NAME,
-                }
-            }
+            Ok(planned) => Output::event(&meta(planned.analysis_id), &planned)?,
+            Err(failed) => Output::event(&meta(failed.analysis_id), &failed)?,
         }))
     }
 
@@ -382,17 +377,13 @@ impl Analyzer {
             if let Output::Event {
                 key,
                 bytes,
-                event_type,
+                headers,
             } = &output
             {
-                let headers = OwnedHeaders::new().insert(Header {
-                    key: "event_type",
-                    value: Some(*event_type),
-                });
                 let record = FutureRecord::to(&analysis_topic)
                     .key(key)
                     .payload(bytes)
-                    .headers(headers);
+                    .headers(headers.clone());
                 if let Err((error, _)) = producer.send_result(record) {
                     producer.abort_transaction(TXN_TIMEOUT).ok();
                     anyhow::bail!("enqueueing the result failed: {error}");
@@ -416,8 +407,35 @@ enum Output {
     Event {
         key: String,
         bytes: Vec<u8>,
-        event_type: &'static str,
+        /// Copies of envelope fields for tools that read headers only.
+        headers: OwnedHeaders,
     },
+}
+
+impl Output {
+    fn event<E: Event>(meta: &EventMeta, event: &E) -> anyhow::Result<Self> {
+        let event_id = meta.event_id.to_string();
+        let mut headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "event_type",
+                value: Some(E::NAME),
+            })
+            .insert(Header {
+                key: "event_id",
+                value: Some(&event_id),
+            });
+        if let Some(traceparent) = &meta.traceparent {
+            headers = headers.insert(Header {
+                key: "traceparent",
+                value: Some(traceparent),
+            });
+        }
+        Ok(Self::Event {
+            key: meta.aggregate_id.to_string(),
+            bytes: cruxlog_schemas::encode(meta, event)?,
+            headers,
+        })
+    }
 }
 
 async fn sleep_or_shutdown(pause: Duration, shutdown: &CancellationToken) -> bool {

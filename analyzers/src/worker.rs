@@ -196,7 +196,10 @@ impl Worker {
             message: "no error body".into(),
         });
         Err(match error.kind.as_str() {
-            "invalid_input" => WorkerError::InvalidInput(error.message),
+            // The worker will answer the same way every time: retrying cannot help.
+            "invalid_input" | "unknown_method" | "invalid_request" => {
+                WorkerError::InvalidInput(format!("{}: {}", error.kind, error.message))
+            }
             kind => WorkerError::Internal {
                 kind: kind.to_owned(),
                 message: error.message,

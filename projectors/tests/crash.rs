@@ -196,9 +196,10 @@ async fn sigkilled_projector_ends_with_every_event_exactly_once() {
         "per-user counts differ from the fold of the log"
     );
     let dead_letter_topic = env.kafka.topics().dead_letters("projector-sessions");
-    assert_eq!(
-        env.records_in(&dead_letter_topic),
-        1,
+    // Dead letters are at least once: a kill between the dead-letter append and the batch
+    // commit repeats the append (readers of that topic dedupe on the origin headers).
+    assert!(
+        env.records_in(&dead_letter_topic) >= 1,
         "the poison record is in the dead-letter topic"
     );
 }

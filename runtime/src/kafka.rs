@@ -96,6 +96,9 @@ pub async fn ensure_topics(
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()?;
+    // With acks=all, an append is acknowledged once this many replicas have it (W1): two on
+    // a real cluster, so losing one broker loses nothing acknowledged.
+    let min_insync = if replication_factor >= 3 { "2" } else { "1" };
     let topics: Vec<NewTopic<'_>> = specs
         .iter()
         .map(|spec| {
@@ -104,7 +107,8 @@ pub async fn ensure_topics(
                     &spec.name,
                     spec.partitions,
                     TopicReplication::Fixed(replication_factor),
-                ),
+                )
+                .set("min.insync.replicas", min_insync),
                 |topic, (key, value)| topic.set(key, value),
             )
         })

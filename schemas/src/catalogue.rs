@@ -50,8 +50,14 @@ pub struct Catalogue {
     latest: HashMap<&'static str, usize>,
 }
 
-static CATALOGUE: LazyLock<std::result::Result<Catalogue, String>> =
-    LazyLock::new(|| Catalogue::parse(SCHEMA_FILES).map_err(|error| error.to_string()));
+/// The most one decoded string, bytes or array may claim. Kafka records are far smaller; the
+/// bound stops a few garbage bytes from claiming a huge allocation.
+pub const MAX_DECODE_ALLOCATION: usize = 16 * 1024 * 1024;
+
+static CATALOGUE: LazyLock<std::result::Result<Catalogue, String>> = LazyLock::new(|| {
+    apache_avro::util::max_allocation_bytes(MAX_DECODE_ALLOCATION);
+    Catalogue::parse(SCHEMA_FILES).map_err(|error| error.to_string())
+});
 
 /// The process-wide catalogue of `schemas/avro`. Fails only if a committed schema file is
 /// invalid, which the crate's tests catch.

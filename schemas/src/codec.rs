@@ -172,4 +172,22 @@ mod tests {
         assert!(decode(&trailing).is_err(), "trailing bytes must fail");
         assert!(decode(&[0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9]).is_err());
     }
+
+    #[test]
+    fn a_few_bytes_claiming_a_huge_string_are_refused_without_allocating_it() {
+        let envelope = catalogue()
+            .expect("catalogue")
+            .latest(ENVELOPE_SCHEMA)
+            .expect("envelope");
+        let mut message = Vec::new();
+        crate::wire::write_header(&mut message, envelope.fingerprint);
+        // The first field (event_id) claims a 1 GiB string: zig-zag varint of 2^30.
+        let mut length = 1u64 << 31;
+        while length >= 0x80 {
+            message.push((length as u8 & 0x7F) | 0x80);
+            length >>= 7;
+        }
+        message.push(length as u8);
+        assert!(decode(&message).is_err());
+    }
 }
