@@ -9,7 +9,7 @@ VENV := $(or $(CRUXLOG_LOCAL_DIR),$(CURDIR)/.local)/venv
 WITH_ENV = eval "$$(bash $(STACK) env)" &&
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: up down test stack toolchain build lint test-rust test-python status demo
+.PHONY: up down test stack toolchain build lint test-rust test-python status demo fuzz bench
 
 ## up: install what is missing, build, start Kafka, PostgreSQL and the services, run the demo.
 up: stack build
@@ -56,3 +56,13 @@ test-rust: toolchain
 
 test-python:
 	@$(WITH_ENV) $(VENV)/bin/python -m pytest analyzers/python infra/tests -q
+
+## fuzz: run the Avro decoder fuzz target for FUZZ_SECONDS (needs nightly; installs cargo-fuzz).
+FUZZ_SECONDS ?= 60
+fuzz:
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	cd schemas/fuzz && cargo +nightly fuzz run decode -- -max_total_time=$(FUZZ_SECONDS)
+
+## bench: the benchmarks (release builds; they print figures and ratios, they do not pass or fail).
+bench: stack
+	cargo bench -p cruxlog-schemas --bench codec

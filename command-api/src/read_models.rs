@@ -72,7 +72,7 @@ pub async fn session(
 ) -> Result<Option<SessionView>, ApiError> {
     let row: Option<SessionRow> = sqlx::query_as(
         "select session_id, user_id, started_at, discipline, indoor, location_name, planned_minutes
-         from sessions where session_id = $1 and user_id = $2",
+         from read.sessions where session_id = $1 and user_id = $2",
     )
     .bind(session_id)
     .bind(owner)
@@ -84,7 +84,7 @@ pub async fn session(
     };
     let warmups: Vec<WarmupRow> = sqlx::query_as(
         "select analysis_id, analyzer_name, analyzer_version, model_id, steps, total_minutes, planned_at
-         from warmup_plans where session_id = $1 order by analyzer_version, planned_at",
+         from read.warmup_plans where session_id = $1 order by analyzer_version, planned_at",
     )
     .bind(session_id)
     .fetch_all(db)
@@ -128,7 +128,7 @@ pub async fn wait_for(
     let mut pause = Duration::from_millis(5);
     loop {
         let next: Option<i64> = sqlx::query_scalar(
-            "select next_offset from projection_offsets where projection = $1 and topic = $2 and partition = $3",
+            "select next_offset from read.projection_offsets where projection = $1 and topic = $2 and partition = $3",
         )
         .bind(projection)
         .bind(&position.topic)

@@ -52,7 +52,10 @@ start() {
       continue
     fi
     [[ -x $BIN/cruxlog-$service ]] || die "$BIN/cruxlog-$service missing; run cargo build --workspace"
-    CRUXLOG_ADMIN__ADDR=127.0.0.1:${ADMIN[$service]} \
+    local db_url=${CRUXLOG_DATABASE__URL:-postgres://postgres@127.0.0.1:15432/postgres}
+    # The API reads with its own read-only role (created by the projectors' migrations).
+    [[ $service == command-api ]] && db_url=${db_url/:\/\/postgres@/:\/\/cruxlog_api@}
+    CRUXLOG_ADMIN__ADDR=127.0.0.1:${ADMIN[$service]} CRUXLOG_DATABASE__URL=$db_url \
       nohup "$BIN/cruxlog-$service" >>"$LOGS/$service.log" 2>&1 </dev/null &
     echo $! >"$RUN/$service.pid"
     # Projectors create topics and tables the others rely on: wait for each in turn.

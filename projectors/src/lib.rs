@@ -1,21 +1,29 @@
 //! `cruxlog-projectors`: Kafka consumers that fold the event log into PostgreSQL read
 //! models. Offsets live in PostgreSQL, written in the same transaction as the rows (R1), so
-//! a crash at any point neither loses nor doubles an effect.
+//! a crash at any point neither loses nor doubles an effect. Every projection is versioned
+//! and rebuilt beside the live tables, then swapped in atomically (R2).
 //!
 //! Layout:
 //! - [`config`]: typed configuration.
-//! - [`store`]: offsets, counters, migrations and the single-active-instance lock.
-//! - [`apply`]: what each event does to the tables.
-//! - [`projector`]: the consume-apply-commit loop and dead letters.
+//! - [`projection`]: what a projection is; [`projections`]: the ones built here.
+//! - [`builds`]: build lifecycle (schema per build, atomic swap of the `read` views).
+//! - [`store`]: offsets, counters, parked aggregates, the per-build lock, migrations.
+//! - [`runner`]: the consume-apply-commit loop of one build.
+//! - [`dead_letters`]: the dead-letter topic; [`dlq`]: listing and redriving it.
+//! - [`rebuild`]: the rebuild command with its progress bar.
+//! - [`service`]: the long-running service supervising every projection.
 //! - [`metrics`]: Prometheus metrics.
 
-pub mod apply;
+pub mod builds;
 pub mod config;
+pub mod dead_letters;
+pub mod dlq;
 pub mod metrics;
-pub mod projector;
+pub mod projection;
+pub mod projections;
+pub mod rebuild;
+pub mod runner;
+pub mod service;
 pub mod store;
 
-pub use projector::Projector;
-
-/// The one projection this crate builds so far; read models are versioned per projection.
-pub const PROJECTION: &str = "sessions";
+pub use service::Projectors;

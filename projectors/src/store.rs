@@ -1,21 +1,28 @@
-//! The projection's bookkeeping in PostgreSQL: stored offsets (read on start, written with
-//! every batch, R1), the counters, and the lock that keeps one active instance per
-//! projection (others wait as hot standbys).
+//! Offsets, counters and parked aggregates of a build, all written in the batch's own
+//! transaction (R1); the single-active-instance lock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
 
 /// (topic, partition) -> next offset to read.
 pub type Offsets = BTreeMap<(String, i32), i64>;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-pub async fn stored_offsets(db: &PgPool, projection: &str) -> sqlx::Result<Offsets> {
+/// Another instance moved this build's offsets: ours are stale, re-read and re-seek.
+#[derive(Debug, thiserror::Error)]
+#[error("offsets of build {build_id} were moved by another instance")]
+pub struct OffsetConflict {
+    pub build_id: i64,
+}
+
+pub async fn load_offsets(db: &PgPool, build_id: i64) -> sqlx::Result<Offsets> {
     let rows: Vec<(String, i32, i64)> = sqlx::query_as(
-        "select topic, partition, next_offset from projection_offsets where projection = $1",
+        "select topic, partition, next_offset from cruxlog.projection_offsets where build_id = $1",
     )
-    .bind(projection)
+    .bind(build_id)
     .fetch_all(db)
     .await?;
     Ok(rows
@@ -24,49 +31,127 @@ pub async fn stored_offsets(db: &PgPool, projection: &str) -> sqlx::Result<Offse
         .collect())
 }
 
-/// Records the batch's progress in the batch's own transaction.
-pub async fn save_progress(
-    tx: &mut Transaction<'_, Postgres>,
-    projection: &str,
-    offsets: &Offsets,
+/// Moves offsets from `expected` (what this instance last read or wrote) to `new`, failing if
+/// the stored values are not `expected`: a second writer can never interleave silently.
+pub async fn advance_offsets(
+    tx: &mut PgConnection,
+    build_id: i64,
+    expected: &Offsets,
+    new: &Offsets,
+) -> Result<(), AdvanceError> {
+    for (key @ (topic, partition), next) in new {
+        let moved = match expected.get(key) {
+            Some(previous) => sqlx::query(
+                "update cruxlog.projection_offsets set next_offset = $4, updated_at = now()
+                 where build_id = $1 and topic = $2 and partition = $3 and next_offset = $5",
+            )
+            .bind(build_id)
+            .bind(topic)
+            .bind(partition)
+            .bind(next)
+            .bind(previous),
+            None => sqlx::query(
+                "insert into cruxlog.projection_offsets (build_id, topic, partition, next_offset)
+                 values ($1, $2, $3, $4) on conflict do nothing",
+            )
+            .bind(build_id)
+            .bind(topic)
+            .bind(partition)
+            .bind(next),
+        }
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved != 1 {
+            return Err(AdvanceError::Conflict(OffsetConflict { build_id }));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdvanceError {
+    #[error(transparent)]
+    Conflict(#[from] OffsetConflict),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+pub async fn count(
+    tx: &mut PgConnection,
+    build_id: i64,
     applied: i64,
     dead_letters: i64,
 ) -> sqlx::Result<()> {
-    for ((topic, partition), next) in offsets {
-        sqlx::query(
-            "insert into projection_offsets (projection, topic, partition, next_offset, updated_at)
-             values ($1, $2, $3, $4, now())
-             on conflict (projection, topic, partition)
-             do update set next_offset = excluded.next_offset, updated_at = now()",
-        )
-        .bind(projection)
-        .bind(topic)
-        .bind(partition)
-        .bind(next)
-        .execute(&mut **tx)
-        .await?;
-    }
     sqlx::query(
-        "insert into projection_stats (projection, events_applied, dead_letters, updated_at)
-         values ($1, $2, $3, now())
-         on conflict (projection) do update set
-            events_applied = projection_stats.events_applied + excluded.events_applied,
-            dead_letters = projection_stats.dead_letters + excluded.dead_letters,
-            updated_at = now()",
+        "update cruxlog.projection_stats set events_applied = events_applied + $2,
+            dead_letters = dead_letters + $3, updated_at = now()
+         where build_id = $1",
     )
-    .bind(projection)
+    .bind(build_id)
     .bind(applied)
     .bind(dead_letters)
-    .execute(&mut **tx)
+    .execute(tx)
     .await?;
     Ok(())
 }
 
-/// Tries to become the active instance of a projection. The lock lives as long as the
-/// connection, so a crashed instance releases it at once.
-pub async fn try_lock(connection: &mut PgConnection, projection: &str) -> sqlx::Result<bool> {
-    sqlx::query_scalar("select pg_try_advisory_lock(hashtext('cruxlog-projection:' || $1))")
-        .bind(projection)
+/// Which of these aggregates wait behind a dead letter.
+pub async fn parked_among(
+    tx: &mut PgConnection,
+    build_id: i64,
+    ids: &[Uuid],
+) -> sqlx::Result<HashSet<Uuid>> {
+    let parked: Vec<Uuid> = sqlx::query_scalar(
+        // `for share`: a redrive holding these rows waits for this batch, and the other way round.
+        "select aggregate_id from cruxlog.parked_aggregates where build_id = $1 and aggregate_id = any($2)
+         for share",
+    )
+    .bind(build_id)
+    .bind(ids)
+    .fetch_all(tx)
+    .await?;
+    Ok(parked.into_iter().collect())
+}
+
+pub struct Parking<'a> {
+    pub aggregate_id: Uuid,
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub reason: &'a str,
+}
+
+pub async fn park(tx: &mut PgConnection, build_id: i64, parking: &Parking<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "insert into cruxlog.parked_aggregates (build_id, aggregate_id, topic, partition, first_offset, reason)
+         values ($1, $2, $3, $4, $5, $6) on conflict do nothing",
+    )
+    .bind(build_id)
+    .bind(parking.aggregate_id)
+    .bind(parking.topic)
+    .bind(parking.partition)
+    .bind(parking.offset)
+    .bind(parking.reason)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn unpark(tx: &mut PgConnection, build_id: i64, aggregate_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("delete from cruxlog.parked_aggregates where build_id = $1 and aggregate_id = $2")
+        .bind(build_id)
+        .bind(aggregate_id)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Tries to become the active instance of a build. The lock lives as long as the connection;
+/// correctness does not depend on it (see [`advance_offsets`]), it only avoids wasted work.
+pub async fn try_lock(connection: &mut PgConnection, build_id: i64) -> sqlx::Result<bool> {
+    sqlx::query_scalar("select pg_try_advisory_lock(hashtext('cruxlog-build'), $1::int)")
+        .bind(i32::try_from(build_id).unwrap_or(i32::MAX))
         .fetch_one(connection)
         .await
 }

@@ -20,8 +20,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-const EVENTS: usize = 20_000;
+const EVENTS: usize = 100_000;
 const USERS: usize = 97;
+const KILLS: usize = 25;
+const PROJECTED: &str = "select coalesce(sum(events_applied + dead_letters), 0)::bigint from read.projection_health where state = 'live'";
 
 fn start_projector(env: &TestEnv) -> Child {
     Command::new(env!("CARGO_BIN_EXE_cruxlog-projectors"))
@@ -33,7 +35,7 @@ fn start_projector(env: &TestEnv) -> Child {
         )
         .env("CRUXLOG_DATABASE__URL", &env.database_url)
         .env("CRUXLOG_ADMIN__ADDR", "127.0.0.1:0")
-        .env("CRUXLOG_PROJECTOR__BATCH_SIZE", "250")
+        .env("CRUXLOG_PROJECTOR__BATCH_SIZE", "500")
         .env("RUST_LOG", "warn")
         .spawn()
         .expect("projector binary starts")
@@ -135,36 +137,41 @@ async fn sigkilled_projector_ends_with_every_event_exactly_once() {
     let db = PgPool::connect(&env.database_url).await.expect("db");
     let mut projector = Projector::start(&env);
     let mut second_half = Some(second);
-    // Kill at increasing progress points; the second half arrives while it is running.
-    for threshold in [1_500_i64, 6_000, 12_000, 17_000] {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while scalar(&db, "select count(*) from sessions").await < threshold {
-            assert!(
-                Instant::now() < deadline,
-                "projector made no progress to {threshold}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    // SIGKILL at pseudo-random moments (fixed seed, so a failure replays), the second half of
+    // the stream arriving while it runs, until everything is in or the kill budget is spent.
+    let mut seed: u64 = 0x5eed_c0ff_ee00_0001;
+    let mut kills = 0;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let pause = Duration::from_millis(50 + (seed >> 33) % 400);
+        tokio::time::sleep(pause).await;
         if let Some(rest) = second_half.take() {
             produce(&producer, &topic, rest).await;
         }
+        let done = scalar(&db, PROJECTED).await > EVENTS as i64;
+        if done || kills >= KILLS {
+            break;
+        }
         projector.sigkill();
+        kills += 1;
         projector = Projector::start(&env);
     }
-
-    let deadline = Instant::now() + Duration::from_secs(90);
+    assert!(
+        kills >= 10,
+        "only {kills} kills happened before the stream was projected"
+    );
+    eprintln!("crash test: {kills} SIGKILLs while projecting {EVENTS} events");
     loop {
-        let applied = scalar(
-            &db,
-            "select sum(events_applied + dead_letters)::bigint from projection_stats",
-        )
-        .await;
-        if applied > EVENTS as i64 {
+        let projected = scalar(&db, PROJECTED).await;
+        if projected > EVENTS as i64 {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "only {applied} of {} records projected",
+            "only {projected} of {} records projected",
             EVENTS + 1
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -174,22 +181,31 @@ async fn sigkilled_projector_ends_with_every_event_exactly_once() {
     projector.sigkill();
 
     assert_eq!(
-        scalar(&db, "select count(*) from sessions").await,
+        scalar(&db, "select count(*) from read.sessions").await,
         EVENTS as i64
     );
     assert_eq!(
-        scalar(&db, "select events_applied from projection_stats").await,
+        scalar(
+            &db,
+            "select events_applied from read.projection_health where state = 'live'"
+        )
+        .await,
         EVENTS as i64,
         "an event was applied twice or lost"
     );
     assert_eq!(
-        scalar(&db, "select dead_letters from projection_stats").await,
+        scalar(
+            &db,
+            "select dead_letters from read.projection_health where state = 'live'"
+        )
+        .await,
         1
     );
-    let rows: Vec<(Uuid, i64)> = sqlx::query_as("select user_id, sessions_started from user_stats")
-        .fetch_all(&db)
-        .await
-        .expect("stats");
+    let rows: Vec<(Uuid, i64)> =
+        sqlx::query_as("select user_id, sessions_started from read.user_stats")
+            .fetch_all(&db)
+            .await
+            .expect("stats");
     let folded: HashMap<Uuid, i64> = rows.into_iter().collect();
     assert_eq!(
         folded, expected,

@@ -29,7 +29,12 @@ pub(crate) fn api_config(env: &TestEnv) -> Config {
     config.http.addr = "127.0.0.1:0".into();
     config.admin.addr = "127.0.0.1:0".into();
     config.kafka = env.kafka.clone();
-    config.database.url = cruxlog_runtime::config::Secret::new(env.database_url.clone());
+    // The API's own least-privileged role: it may only read the `read` schema.
+    config.database.url = cruxlog_runtime::config::Secret::new(env.database_url.replacen(
+        "://postgres@",
+        "://cruxlog_api@",
+        1,
+    ));
     config.auth.allow_dev_secret = true;
     config
 }
@@ -51,7 +56,7 @@ impl TestApp {
         projector_config.kafka = app.env.kafka.clone();
         projector_config.database.url =
             cruxlog_runtime::config::Secret::new(app.env.database_url.clone());
-        let projector = cruxlog_projectors::Projector::build(projector_config)
+        let projector = cruxlog_projectors::Projectors::build(projector_config)
             .await
             .expect("projector builds");
         tokio::spawn(projector.run(shutdown.clone()));
@@ -69,14 +74,13 @@ impl TestApp {
 
     pub(crate) async fn start(env: TestEnv, config: Config) -> Self {
         cruxlog_runtime::telemetry::init_for_tests();
-        // The read-model tables belong to the projectors; migrate them so queries work.
+        // The read models belong to the projectors: create them so queries work.
         let db = sqlx::PgPool::connect(&env.database_url)
             .await
             .expect("test database");
-        cruxlog_projectors::store::MIGRATOR
-            .run(&db)
+        cruxlog_projectors::service::ensure_live(&db)
             .await
-            .expect("migrations");
+            .expect("read models");
         let application = Application::build(config.clone())
             .await
             .expect("api builds");

@@ -1,0 +1,177 @@
+//! Builds of a projection: each one a PostgreSQL schema of its own, `building` while it
+//! catches up, then `live` (the `read` views point at it), then `retired`. The swap is one
+//! transaction, so readers see the old tables or the new ones, never a mix.
+
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Transaction};
+
+use crate::projection::Projection;
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Build {
+    pub build_id: i64,
+    pub projection: String,
+    pub version: i32,
+    pub schema_name: String,
+    pub state: String,
+}
+
+impl Build {
+    pub fn is_live(&self) -> bool {
+        self.state == "live"
+    }
+}
+
+pub async fn live(db: &PgPool, projection: &str) -> sqlx::Result<Option<Build>> {
+    sqlx::query_as(
+        "select build_id, projection, version, schema_name, state from cruxlog.projection_builds
+         where projection = $1 and state = 'live'",
+    )
+    .bind(projection)
+    .fetch_optional(db)
+    .await
+}
+
+/// A build still catching up for this version, if one exists (resumed after a restart).
+pub async fn building(db: &PgPool, projection: &str, version: i32) -> sqlx::Result<Option<Build>> {
+    sqlx::query_as(
+        "select build_id, projection, version, schema_name, state from cruxlog.projection_builds
+         where projection = $1 and version = $2 and state = 'building'
+         order by build_id desc limit 1",
+    )
+    .bind(projection)
+    .bind(version)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn all(db: &PgPool) -> sqlx::Result<Vec<Build>> {
+    sqlx::query_as(
+        "select build_id, projection, version, schema_name, state from cruxlog.projection_builds
+         order by projection, build_id",
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// The state of a build, read in the caller's transaction and locked against a concurrent
+/// swap until it commits.
+pub async fn state_for_share(tx: &mut PgConnection, build_id: i64) -> sqlx::Result<String> {
+    sqlx::query_scalar("select state from cruxlog.projection_builds where build_id = $1 for share")
+        .bind(build_id)
+        .fetch_one(tx)
+        .await
+}
+
+/// Creates a new build's schema and tables, in state `building`.
+pub async fn create(db: &PgPool, projection: &dyn Projection) -> sqlx::Result<Build> {
+    let mut tx = db.begin().await?;
+    let build_id: i64 =
+        sqlx::query_scalar("select nextval('cruxlog.projection_builds_build_id_seq')")
+            .fetch_one(&mut *tx)
+            .await?;
+    let schema_name = format!(
+        "p_{}_v{}_b{build_id}",
+        projection.name(),
+        projection.version()
+    );
+    sqlx::query(
+        "insert into cruxlog.projection_builds (build_id, projection, version, schema_name, state)
+         values ($1, $2, $3, $4, 'building')",
+    )
+    .bind(build_id)
+    .bind(projection.name())
+    .bind(projection.version())
+    .bind(&schema_name)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("insert into cruxlog.projection_stats (build_id) values ($1)")
+        .bind(build_id)
+        .execute(&mut *tx)
+        .await?;
+    // Identifiers are ours (name: [a-z_]+, numbers), never user input.
+    sqlx::raw_sql(AssertSqlSafe(format!("create schema {schema_name}")))
+        .execute(&mut *tx)
+        .await?;
+    set_search_path(&mut tx, &schema_name).await?;
+    sqlx::raw_sql(AssertSqlSafe(projection.ddl()))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Build {
+        build_id,
+        projection: projection.name().into(),
+        version: projection.version(),
+        schema_name,
+        state: "building".into(),
+    })
+}
+
+/// Points this transaction's unqualified names at a build's schema.
+pub async fn set_search_path(
+    tx: &mut Transaction<'_, Postgres>,
+    schema_name: &str,
+) -> sqlx::Result<()> {
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "set local search_path to {schema_name}, public"
+    )))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Makes `build` the live one: the old live build (if any) is retired and the `read` views
+/// are re-pointed, all in one transaction.
+pub async fn swap(db: &PgPool, projection: &dyn Projection, build: &Build) -> sqlx::Result<()> {
+    let mut tx = db.begin().await?;
+    // Serialises swaps of one projection.
+    sqlx::query("select pg_advisory_xact_lock(hashtext('cruxlog-swap:' || $1))")
+        .bind(projection.name())
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "update cruxlog.projection_builds set state = 'retired', retired_at = now()
+         where projection = $1 and state = 'live'",
+    )
+    .bind(projection.name())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "update cruxlog.projection_builds set state = 'live', live_at = now() where build_id = $1",
+    )
+    .bind(build.build_id)
+    .execute(&mut *tx)
+    .await?;
+    for table in projection.exposed() {
+        let sql = format!(
+            "drop view if exists read.{table}; create view read.{table} as select * from {}.{table}",
+            build.schema_name
+        );
+        sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+/// Drops the schemas of retired builds.
+pub async fn prune(db: &PgPool) -> sqlx::Result<Vec<String>> {
+    let retired: Vec<(i64, String)> = sqlx::query_as(
+        "select build_id, schema_name from cruxlog.projection_builds where state = 'retired'",
+    )
+    .fetch_all(db)
+    .await?;
+    let mut dropped = Vec::new();
+    for (build_id, schema_name) in retired {
+        let mut tx = db.begin().await?;
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "drop schema if exists {schema_name} cascade"
+        )))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("delete from cruxlog.projection_builds where build_id = $1")
+            .bind(build_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        dropped.push(schema_name);
+    }
+    Ok(dropped)
+}

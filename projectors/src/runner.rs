@@ -1,0 +1,489 @@
+//! The consume-apply-commit loop of one build of one projection.
+//!
+//! Start: read the build's stored offsets, assign every partition of the projection's topics
+//! there. Loop: take a batch; decode; set aside events of aggregates parked behind a dead
+//! letter; apply the rest in one transaction together with the offsets (checked against what
+//! this instance last wrote) and counters. A batch the database refuses for a reason of the
+//! data is re-applied event by event to find the poison, which goes to the dead-letter topic
+//! and parks its aggregate; anything else rolls back and is retried with back-off.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use cruxlog_runtime::kafka::KafkaConfig;
+use rdkafka::{
+    Message as _, Offset, TopicPartitionList,
+    consumer::{CommitMode, Consumer as _, StreamConsumer},
+    message::OwnedMessage,
+};
+use sqlx::{Acquire as _, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{
+    builds::{self, Build},
+    dead_letters::DeadLetters,
+    metrics::Metrics,
+    projection::{Applied, Projection, is_poison},
+    service::Context,
+    store::{self, AdvanceError, Offsets, Parking},
+};
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Shutdown,
+    /// Another build went live: this one must not be written any more.
+    Retired,
+    /// Every partition is at its head (rebuilds stop here).
+    CaughtUp,
+}
+
+pub struct Runner {
+    db: PgPool,
+    projection: Arc<dyn Projection>,
+    pub build: Build,
+    consumer: Arc<StreamConsumer>,
+    dead_letters: DeadLetters,
+    metrics: Metrics,
+    batch_size: usize,
+    linger: Duration,
+    /// The offsets stored for this build, as this instance last read or wrote them.
+    expected: Offsets,
+    /// Shared with the lag reporter.
+    pub progress: Arc<Mutex<Offsets>>,
+    pending: Vec<OwnedMessage>,
+}
+
+/// What one batch did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub applied: i64,
+    pub dead: i64,
+}
+
+enum Commit {
+    Done(BatchOutcome),
+    Retired,
+    Conflict,
+}
+
+impl Runner {
+    pub async fn new(
+        context: &Context,
+        projection: Arc<dyn Projection>,
+        build: Build,
+    ) -> anyhow::Result<Self> {
+        let kafka = &context.config.kafka;
+        let group = format!(
+            "{}cruxlog-projector-{}",
+            kafka.topic_prefix,
+            projection.name()
+        );
+        let consumer: StreamConsumer = kafka
+            .consumer(&group)
+            .create()
+            .context("creating the consumer")?;
+        let mut runner = Self {
+            db: context.db.clone(),
+            dead_letters: context.dead_letters(projection.as_ref()),
+            projection,
+            build,
+            consumer: Arc::new(consumer),
+            metrics: context.metrics.clone(),
+            batch_size: context.config.projector.batch_size,
+            linger: Duration::from_millis(context.config.projector.batch_linger_ms),
+            expected: Offsets::new(),
+            progress: Arc::new(Mutex::new(Offsets::new())),
+            pending: Vec::new(),
+        };
+        runner.seek_to_stored(kafka).await?;
+        Ok(runner)
+    }
+
+    pub fn topics(&self, kafka: &KafkaConfig) -> Vec<String> {
+        let topics = kafka.topics();
+        self.projection
+            .aggregate_types()
+            .iter()
+            .map(|a| topics.for_aggregate(a))
+            .collect()
+    }
+
+    /// (Re)assigns every partition at the stored offsets, dropping anything received since.
+    async fn seek_to_stored(&mut self, kafka: &KafkaConfig) -> anyhow::Result<()> {
+        self.expected = store::load_offsets(&self.db, self.build.build_id).await?;
+        self.pending.clear();
+        let mut assignment = TopicPartitionList::new();
+        for topic in self.topics(kafka) {
+            let metadata = self
+                .consumer
+                .fetch_metadata(Some(&topic), Duration::from_secs(10))
+                .with_context(|| format!("fetching metadata of {topic}"))?;
+            for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+                let offset = self
+                    .expected
+                    .get(&(topic.clone(), partition.id()))
+                    .map_or(Offset::Beginning, |&next| Offset::Offset(next));
+                assignment.add_partition_offset(&topic, partition.id(), offset)?;
+            }
+        }
+        self.consumer
+            .assign(&assignment)
+            .context("assigning partitions")?;
+        *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = self.expected.clone();
+        Ok(())
+    }
+
+    /// Runs until shut down, retired, or (with `until_caught_up`) at the head of every
+    /// partition. `on_batch` sees each committed batch (progress bars).
+    pub async fn run(
+        &mut self,
+        kafka: &KafkaConfig,
+        shutdown: &CancellationToken,
+        until_caught_up: bool,
+        mut on_batch: impl FnMut(&Runner, BatchOutcome),
+    ) -> anyhow::Result<Stop> {
+        let mut pause = Duration::from_millis(100);
+        let mut lag_checked = std::time::Instant::now();
+        loop {
+            if shutdown.is_cancelled() {
+                return Ok(Stop::Shutdown);
+            }
+            if lag_checked.elapsed() > Duration::from_secs(2) {
+                lag_checked = std::time::Instant::now();
+                if let Err(error) = self.lag().await {
+                    tracing::debug!(error = %format!("{error:#}"), "lag check failed");
+                }
+            }
+            let batch = self.next_batch(shutdown).await;
+            if batch.is_empty() {
+                if until_caught_up && self.caught_up().await? {
+                    return Ok(Stop::CaughtUp);
+                }
+                if !self.still_current().await? {
+                    return Ok(Stop::Retired);
+                }
+                continue;
+            }
+            let timer = self
+                .metrics
+                .batch_seconds
+                .with_label_values(&[self.projection.name()])
+                .start_timer();
+            match self.commit(&batch).await {
+                Ok(Commit::Done(outcome)) => {
+                    timer.observe_duration();
+                    pause = Duration::from_millis(100);
+                    on_batch(self, outcome);
+                    // A short batch means the head is near: a rebuild may be done.
+                    if until_caught_up && batch.len() < self.batch_size && self.caught_up().await? {
+                        return Ok(Stop::CaughtUp);
+                    }
+                }
+                Ok(Commit::Retired) => return Ok(Stop::Retired),
+                Ok(Commit::Conflict) => {
+                    timer.stop_and_discard();
+                    tracing::warn!(
+                        projection = self.projection.name(),
+                        build = self.build.build_id,
+                        "offsets moved by another instance; re-seeking"
+                    );
+                    self.seek_to_stored(kafka).await?;
+                }
+                Err(error) => {
+                    timer.stop_and_discard();
+                    self.metrics
+                        .batch_failures
+                        .with_label_values(&[self.projection.name()])
+                        .inc();
+                    tracing::warn!(error = %format!("{error:#}"), retry_in_ms = pause.as_millis() as u64, "batch failed; retrying");
+                    self.pending = batch;
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Ok(Stop::Shutdown),
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn next_batch(&mut self, shutdown: &CancellationToken) -> Vec<OwnedMessage> {
+        let mut batch = std::mem::take(&mut self.pending);
+        while batch.len() < self.batch_size {
+            let wait = if batch.is_empty() {
+                Duration::from_millis(200)
+            } else {
+                self.linger
+            };
+            tokio::select! {
+                () = shutdown.cancelled(), if batch.is_empty() => break,
+                received = tokio::time::timeout(wait, self.consumer.recv()) => match received {
+                    Ok(Ok(message)) => batch.push(message.detach()),
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "kafka receive error");
+                        break;
+                    }
+                    Err(_) => break,
+                },
+            }
+        }
+        batch
+    }
+
+    /// Whether this build may still be written (not retired by a swap).
+    async fn still_current(&self) -> sqlx::Result<bool> {
+        let state: String =
+            sqlx::query_scalar("select state from cruxlog.projection_builds where build_id = $1")
+                .bind(self.build.build_id)
+                .fetch_one(&self.db)
+                .await?;
+        Ok(state != "retired")
+    }
+
+    /// Every assigned partition has been read up to its high watermark.
+    pub async fn caught_up(&self) -> anyhow::Result<bool> {
+        Ok(self.lag().await?.iter().all(|(_, lag)| *lag <= 0))
+    }
+
+    /// Records behind the head, per partition (high watermark minus consumer position).
+    pub async fn lag(&self) -> anyhow::Result<Vec<((String, i32), i64)>> {
+        let consumer = self.consumer.clone();
+        let progress = self.progress.clone();
+        let lags =
+            tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<((String, i32), i64)>> {
+                let assignment = consumer.assignment()?;
+                let positions = consumer.position()?;
+                let stored = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let mut lags = Vec::new();
+                for element in assignment.elements() {
+                    let (topic, partition) = (element.topic().to_owned(), element.partition());
+                    let (_, high) =
+                        consumer.fetch_watermarks(&topic, partition, Duration::from_secs(5))?;
+                    let position = positions
+                        .find_partition(&topic, partition)
+                        .and_then(|p| p.offset().to_raw())
+                        .filter(|p| *p >= 0);
+                    let next = stored
+                        .get(&(topic.clone(), partition))
+                        .copied()
+                        .unwrap_or(0);
+                    // The consumer position also steps over transaction markers the log holds.
+                    let at = position.map_or(next, |p| p.max(next));
+                    lags.push(((topic, partition), (high - at).max(0)));
+                }
+                Ok(lags)
+            })
+            .await??;
+        for ((topic, partition), lag) in &lags {
+            self.metrics
+                .lag
+                .with_label_values(&[self.projection.name(), topic, &partition.to_string()])
+                .set(*lag);
+        }
+        Ok(lags)
+    }
+
+    async fn commit(&mut self, batch: &[OwnedMessage]) -> anyhow::Result<Commit> {
+        let build_id = self.build.build_id;
+        let mut tx = self.db.begin().await?;
+        if builds::state_for_share(&mut tx, build_id).await? == "retired" {
+            return Ok(Commit::Retired);
+        }
+        builds::set_search_path(&mut tx, &self.build.schema_name).await?;
+
+        // Decode, in log order. Keys are aggregate ids.
+        let mut decoded = Vec::with_capacity(batch.len());
+        let mut dead: Vec<(&OwnedMessage, String, bool)> = Vec::new();
+        let keys: Vec<Uuid> = batch.iter().filter_map(aggregate_key).collect();
+        let mut parked = store::parked_among(&mut tx, build_id, &keys).await?;
+        for message in batch {
+            let key = aggregate_key(message);
+            if let Some(id) = key.filter(|id| parked.contains(id)) {
+                dead.push((
+                    message,
+                    format!("waiting behind a dead letter of aggregate {id}"),
+                    true,
+                ));
+                continue;
+            }
+            match cruxlog_schemas::decode(message.payload().unwrap_or_default()) {
+                Ok(event) => decoded.push(Applied {
+                    topic: message.topic().to_owned(),
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    event,
+                }),
+                Err(error) => {
+                    if let Some(id) = key {
+                        park(&mut tx, build_id, id, message, &error.to_string()).await?;
+                        parked.insert(id);
+                    }
+                    dead.push((message, format!("undecodable: {error}"), false));
+                }
+            }
+        }
+        // The loop runs in log order, so an aggregate parked by an undecodable event blocks only
+        // its later events; earlier ones stay in `ready`.
+        let ready = decoded;
+
+        let applied = self
+            .apply(&mut tx, &ready, batch, &mut dead, &mut parked)
+            .await?;
+
+        let mut new = self.expected.clone();
+        for message in batch {
+            new.insert(
+                (message.topic().to_owned(), message.partition()),
+                message.offset() + 1,
+            );
+        }
+        match store::advance_offsets(&mut tx, build_id, &self.expected, &new).await {
+            Ok(()) => {}
+            Err(AdvanceError::Conflict(_)) => return Ok(Commit::Conflict),
+            Err(AdvanceError::Database(error)) => return Err(error.into()),
+        }
+        let outcome = BatchOutcome {
+            applied,
+            dead: dead.len() as i64,
+        };
+        store::count(&mut tx, build_id, outcome.applied, outcome.dead).await?;
+        for (message, reason, blocked) in &dead {
+            self.dead_letters.send(message, reason, *blocked).await?;
+        }
+        tx.commit().await?;
+
+        self.record(batch, outcome, &new);
+        Ok(Commit::Done(outcome))
+    }
+
+    /// Applies the ready events: all at once, or, when the data is refused, one by one to
+    /// isolate the poison. Returns how many were applied.
+    async fn apply<'m>(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        ready: &[Applied],
+        batch: &'m [OwnedMessage],
+        dead: &mut Vec<(&'m OwnedMessage, String, bool)>,
+        parked: &mut HashSet<Uuid>,
+    ) -> anyhow::Result<i64> {
+        if ready.is_empty() {
+            return Ok(0);
+        }
+        let mut savepoint = tx.begin().await?;
+        match self.projection.apply(&mut savepoint, ready).await {
+            Ok(()) => {
+                savepoint.commit().await?;
+                return Ok(ready.len() as i64);
+            }
+            Err(error) if is_poison(&error) => savepoint.rollback().await?,
+            Err(error) => return Err(error.into()),
+        }
+        let mut applied = 0;
+        for event in ready {
+            let origin = batch.iter().find(|m| {
+                m.offset() == event.offset
+                    && m.partition() == event.partition
+                    && m.topic() == event.topic
+            });
+            let aggregate = event.event.envelope.aggregate_id;
+            if parked.contains(&aggregate) {
+                if let Some(message) = origin {
+                    dead.push((
+                        message,
+                        format!("waiting behind a dead letter of aggregate {aggregate}"),
+                        true,
+                    ));
+                }
+                continue;
+            }
+            let mut one = tx.begin().await?;
+            match self
+                .projection
+                .apply(&mut one, std::slice::from_ref(event))
+                .await
+            {
+                Ok(()) => {
+                    one.commit().await?;
+                    applied += 1;
+                }
+                Err(error) if is_poison(&error) => {
+                    one.rollback().await?;
+                    let reason = format!("breaks an invariant: {error}");
+                    if let Some(message) = origin {
+                        park(tx, self.build.build_id, aggregate, message, &reason).await?;
+                        dead.push((message, reason, false));
+                    }
+                    parked.insert(aggregate);
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(applied)
+    }
+
+    fn record(&mut self, batch: &[OwnedMessage], outcome: BatchOutcome, new: &Offsets) {
+        let name = self.projection.name();
+        self.metrics
+            .applied
+            .with_label_values(&[name])
+            .inc_by(outcome.applied as u64);
+        self.metrics
+            .dead_letters
+            .with_label_values(&[name])
+            .inc_by(outcome.dead as u64);
+        let mut committed = TopicPartitionList::new();
+        for ((topic, partition), next) in new {
+            self.metrics
+                .next_offset
+                .with_label_values(&[name, topic, &partition.to_string()])
+                .set(*next);
+            committed
+                .add_partition_offset(topic, *partition, Offset::Offset(*next))
+                .ok();
+        }
+        // Kafka's copy of the offsets is advisory (lag tools read it); PostgreSQL's is the truth.
+        if let Err(error) = self.consumer.commit(&committed, CommitMode::Async) {
+            tracing::debug!(%error, "advisory offset commit failed");
+        }
+        tracing::debug!(
+            projection = name,
+            build = self.build.build_id,
+            events = batch.len(),
+            applied = outcome.applied,
+            dead = outcome.dead,
+            "batch committed"
+        );
+        self.expected = new.clone();
+        *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = new.clone();
+    }
+}
+
+fn aggregate_key(message: &OwnedMessage) -> Option<Uuid> {
+    message
+        .key()
+        .and_then(|key| std::str::from_utf8(key).ok())
+        .and_then(|key| Uuid::parse_str(key).ok())
+}
+
+async fn park(
+    tx: &mut sqlx::PgConnection,
+    build_id: i64,
+    aggregate_id: Uuid,
+    message: &OwnedMessage,
+    reason: &str,
+) -> sqlx::Result<()> {
+    let parking = Parking {
+        aggregate_id,
+        topic: message.topic(),
+        partition: message.partition(),
+        offset: message.offset(),
+        reason,
+    };
+    store::park(tx, build_id, &parking).await
+}
