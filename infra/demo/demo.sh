@@ -52,7 +52,7 @@ cat <<EOT
   API                 $API/v1/sessions         (bearer token: $BIN/cruxlog-command-api mint-token)
   metrics and health  http://127.0.0.1:9180/metrics  :9181 (projectors)  :9182 (analyzers); /healthz /readyz
   logs                $DATA/logs/{command-api,projectors,analyzers}.log, Kafka in $DATA/kafka/logs
-  read models         psql -h 127.0.0.1 -p 15432 -U postgres -c 'select * from sessions'
+  read models         psql -h 127.0.0.1 -p 15432 -U postgres -c 'select * from read.sessions'
   Kafka topics        bash infra/local/stack.sh kafka-cli topics --list
   stop everything     make down
 EOT

@@ -23,7 +23,7 @@ use uuid::Uuid;
 const EVENTS: usize = 100_000;
 const USERS: usize = 97;
 const KILLS: usize = 25;
-const PROJECTED: &str = "select coalesce(sum(events_applied + dead_letters), 0)::bigint from read.projection_health where state = 'live'";
+const PROJECTED: &str = "select coalesce(sum(events_applied + dead_letters), 0)::bigint from read.projection_health where state = 'live' and projection = 'sessions'";
 
 fn start_projector(env: &TestEnv) -> Child {
     Command::new(env!("CARGO_BIN_EXE_cruxlog-projectors"))
@@ -187,7 +187,7 @@ async fn sigkilled_projector_ends_with_every_event_exactly_once() {
     assert_eq!(
         scalar(
             &db,
-            "select events_applied from read.projection_health where state = 'live'"
+            "select events_applied from read.projection_health where state = 'live' and projection = 'sessions'"
         )
         .await,
         EVENTS as i64,
@@ -196,7 +196,7 @@ async fn sigkilled_projector_ends_with_every_event_exactly_once() {
     assert_eq!(
         scalar(
             &db,
-            "select dead_letters from read.projection_health where state = 'live'"
+            "select dead_letters from read.projection_health where state = 'live' and projection = 'sessions'"
         )
         .await,
         1

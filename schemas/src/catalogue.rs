@@ -9,9 +9,7 @@ use std::{
     sync::{LazyLock, OnceLock},
 };
 
-use apache_avro::{
-    Schema, rabin::Rabin, reader::datum::GenericDatumReader, writer::datum::GenericDatumWriter,
-};
+use apache_avro::{Schema, reader::datum::GenericDatumReader, writer::datum::GenericDatumWriter};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{CodecError, Result, wire};
@@ -67,12 +65,43 @@ pub fn catalogue() -> Result<&'static Catalogue> {
         .map_err(|error| CodecError::Catalogue(error.clone()))
 }
 
-/// The 64-bit Rabin fingerprint of the schema's parsing canonical form.
+/// The 64-bit Rabin fingerprint (CRC-64-AVRO) of the schema's Parsing Canonical Form, as the
+/// Avro specification, Java and fastavro compute it.
+///
+/// apache-avro 0.22's `canonical_form` strips `logicalType` but keeps the object around it, so
+/// a uuid or timestamp field becomes `{"type":"string"}` instead of `"string"` (the [PRIMITIVES]
+/// rule); its own fingerprints therefore differ from every other implementation's for any
+/// schema with a logical type. This reduces those objects before hashing.
 pub fn fingerprint(schema: &Schema) -> u64 {
-    let bytes = schema.fingerprint::<Rabin>().bytes;
-    let mut le = [0u8; 8];
-    le.copy_from_slice(&bytes[..8]);
-    u64::from_le_bytes(le)
+    let mut canonical = schema.canonical_form();
+    for primitive in [
+        "null", "boolean", "int", "long", "float", "double", "bytes", "string",
+    ] {
+        canonical = canonical.replace(
+            &format!(r#"{{"type":"{primitive}"}}"#),
+            &format!(r#""{primitive}""#),
+        );
+    }
+    rabin(canonical.as_bytes())
+}
+
+/// CRC-64-AVRO, the Avro specification's 64-bit Rabin fingerprint.
+fn rabin(bytes: &[u8]) -> u64 {
+    const EMPTY: u64 = 0xc15d_213a_a4d7_a795;
+    static TABLE: LazyLock<[u64; 256]> = LazyLock::new(|| {
+        let mut table = [0u64; 256];
+        for (i, entry) in (0u64..).zip(table.iter_mut()) {
+            let mut fp = i;
+            for _ in 0..8 {
+                fp = (fp >> 1) ^ (EMPTY & (fp & 1).wrapping_neg());
+            }
+            *entry = fp;
+        }
+        table
+    });
+    bytes.iter().fold(EMPTY, |fp, &byte| {
+        (fp >> 8) ^ TABLE[usize::from((fp as u8) ^ byte)]
+    })
 }
 
 impl Catalogue {
@@ -220,6 +249,19 @@ mod tests {
                 Some(version.name)
             );
         }
+    }
+
+    #[test]
+    fn fingerprints_follow_the_avro_specification() {
+        let null = Schema::parse_str(r#""null""#).expect("valid schema");
+        assert_eq!(
+            fingerprint(&null),
+            0x63dd_24e7_cc25_8f8a,
+            "the spec's value for \"null\""
+        );
+        let uuid =
+            Schema::parse_str(r#"{"type":"string","logicalType":"uuid"}"#).expect("valid schema");
+        assert_eq!(fingerprint(&uuid), fingerprint(&Schema::String));
     }
 
     #[test]

@@ -15,10 +15,13 @@
 //! - [`codec`]: envelope + payload to bytes and back.
 //! - [`grades`]: grade systems, parsing and the common difficulty scale.
 //! - [`topics`]: topic naming and layout.
+//! - [`doc`]: `docs/events.md`, generated from the schemas.
 
 pub mod catalogue;
 pub mod codec;
 pub mod compat;
+/// `docs/events.md`, generated from the schemas.
+pub mod doc;
 pub mod envelope;
 pub mod events;
 pub mod grades;

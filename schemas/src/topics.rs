@@ -4,8 +4,19 @@
 
 use crate::events::aggregate;
 
-/// Every aggregate type that owns a topic.
-pub const AGGREGATE_TYPES: [&str; 2] = [aggregate::CLIMBING_SESSION, aggregate::ANALYSIS];
+/// Every aggregate type that owns a topic; every event belongs to one of them.
+pub const AGGREGATE_TYPES: [&str; 10] = [
+    aggregate::USER,
+    aggregate::DATA_EXPORT,
+    aggregate::GYM,
+    aggregate::WALL,
+    aggregate::ROUTE,
+    aggregate::CLIMBING_SESSION,
+    aggregate::ANALYSIS,
+    aggregate::GHOST,
+    aggregate::ROUTINE,
+    aggregate::AUDIT,
+];
 
 /// Partitions per event topic. Keys hash over them; changing it later would move aggregates
 /// between partitions, so it is fixed per topic at creation.

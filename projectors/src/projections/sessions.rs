@@ -6,6 +6,9 @@ use futures::future::BoxFuture;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use cruxlog_schemas::events::AttemptResult;
+
+use super::{json, symbol};
 use crate::projection::{Applied, Projection};
 
 pub struct Sessions;
@@ -55,6 +58,68 @@ create table user_stats (
     user_id          uuid primary key,
     sessions_started bigint not null default 0
 );
+
+create table attempts (
+    attempt_id        uuid primary key,
+    session_id        uuid not null,
+    user_id           uuid not null,
+    attempted_at      timestamptz not null,
+    route_id          uuid,
+    route_description text,
+    grade_system      text,
+    grade_label       text,
+    difficulty        integer,
+    style             text not null,
+    result            text not null,
+    sent              boolean not null,
+    falls             integer not null check (falls >= 0),
+    duration_ms       bigint,
+    rpe               integer,
+    beta              jsonb not null,
+    notes             jsonb,
+    deleted_at        timestamptz,
+    updated_at        timestamptz not null
+);
+create index attempts_session on attempts (session_id, attempted_at);
+create index attempts_user on attempts (user_id, attempted_at desc);
+
+create table attempt_videos (
+    video_id         uuid primary key,
+    attempt_id       uuid not null,
+    session_id       uuid not null,
+    user_id          uuid not null,
+    media            jsonb not null,
+    duration_ms      bigint not null,
+    size_bytes       bigint not null,
+    content_type     text not null,
+    rotation_degrees integer not null,
+    width_px         integer not null,
+    height_px        integer not null,
+    frame_rate       double precision,
+    recorded_at      timestamptz,
+    attached_at      timestamptz not null
+);
+create index attempt_videos_attempt on attempt_videos (attempt_id);
+
+-- Progress read models, always consistent with the attempts they summarise.
+create view grade_pyramid as
+    select user_id, grade_system, grade_label, difficulty, count(*) as sends,
+           count(*) filter (where result in ('flash', 'onsight')) as first_try_sends
+    from attempts where sent and deleted_at is null and difficulty is not null
+    group by user_id, grade_system, grade_label, difficulty;
+
+create view weekly_volume as
+    select a.user_id, date_trunc('week', a.attempted_at) as week, count(*) as attempts,
+           count(*) filter (where a.sent) as sends, count(distinct a.session_id) as sessions,
+           coalesce(sum(a.duration_ms), 0) as climbing_ms
+    from attempts a where a.deleted_at is null
+    group by a.user_id, date_trunc('week', a.attempted_at);
+
+create view send_rate_by_style as
+    select user_id, style, count(*) as attempts, count(*) filter (where sent) as sends,
+           round(count(*) filter (where sent)::numeric / count(*), 3) as send_rate
+    from attempts where deleted_at is null
+    group by user_id, style;
 ";
 
 impl Projection for Sessions {
@@ -63,11 +128,11 @@ impl Projection for Sessions {
     }
 
     fn version(&self) -> i32 {
-        1
+        2
     }
 
     fn aggregate_types(&self) -> &'static [&'static str] {
-        &["climbing_session", "analysis"]
+        &["climbing_session", "analysis", "user"]
     }
 
     fn ddl(&self) -> &'static str {
@@ -95,6 +160,16 @@ impl Projection for Sessions {
                     DomainEvent::WarmupPlanned(_) => warmups_planned(connection, run).await?,
                     DomainEvent::AnalysisFailed(_) => analyses_failed(connection, run).await?,
                     DomainEvent::SessionEnded(_) => sessions_ended(connection, run).await?,
+                    DomainEvent::AttemptLogged(_) | DomainEvent::AttemptCorrected(_) => {
+                        attempts(connection, run).await?
+                    }
+                    DomainEvent::AttemptDeleted(_)
+                    | DomainEvent::VideoAttached(_)
+                    | DomainEvent::UserErased(_) => {
+                        for applied in run {
+                            other(connection, applied).await?;
+                        }
+                    }
                     // Events of these topics that this projection does not show.
                     _ => {}
                 }
@@ -227,6 +302,118 @@ async fn sessions_ended(connection: &mut PgConnection, run: &[Applied]) -> sqlx:
         .bind(event.rpe)
         .fetch_one(&mut *connection)
         .await?;
+    }
+    Ok(())
+}
+
+/// Logged and corrected attempts: the newest details win, by event time.
+async fn attempts(connection: &mut PgConnection, run: &[Applied]) -> sqlx::Result<()> {
+    for applied in run {
+        let (session_id, attempt_id, user_id, attempted_at, details) = match &applied.event.event {
+            DomainEvent::AttemptLogged(e) => (
+                e.session_id,
+                e.attempt_id,
+                e.user_id,
+                e.attempted_at,
+                &e.details,
+            ),
+            DomainEvent::AttemptCorrected(e) => (
+                e.session_id,
+                e.attempt_id,
+                e.user_id,
+                e.attempted_at,
+                &e.details,
+            ),
+            _ => continue,
+        };
+        let sent = !matches!(details.result, AttemptResult::Fail | AttemptResult::Unknown);
+        sqlx::query(
+            "insert into attempts (attempt_id, session_id, user_id, attempted_at, route_id, route_description,
+                grade_system, grade_label, difficulty, style, result, sent, falls, duration_ms, rpe, beta, notes,
+                updated_at)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+             on conflict (attempt_id) do update set attempted_at = excluded.attempted_at,
+                route_id = excluded.route_id, route_description = excluded.route_description,
+                grade_system = excluded.grade_system, grade_label = excluded.grade_label,
+                difficulty = excluded.difficulty, style = excluded.style, result = excluded.result,
+                sent = excluded.sent, falls = excluded.falls, duration_ms = excluded.duration_ms,
+                rpe = excluded.rpe, beta = excluded.beta, notes = excluded.notes, updated_at = excluded.updated_at
+             where attempts.updated_at <= excluded.updated_at",
+        )
+        .bind(attempt_id)
+        .bind(session_id)
+        .bind(user_id)
+        .bind(attempted_at)
+        .bind(details.route_id)
+        .bind(&details.route_description)
+        .bind(details.grade.as_ref().map(|g| symbol(&g.system)))
+        .bind(details.grade.as_ref().map(|g| g.label.clone()))
+        .bind(details.grade.as_ref().and_then(|g| g.difficulty().ok()))
+        .bind(symbol(&details.style))
+        .bind(symbol(&details.result))
+        .bind(sent)
+        .bind(details.falls)
+        .bind(details.duration_ms)
+        .bind(details.rpe)
+        .bind(json(&details.beta)?)
+        .bind(details.notes.as_ref().map(json).transpose()?)
+        .bind(applied.event.envelope.occurred_at)
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn other(connection: &mut PgConnection, applied: &Applied) -> sqlx::Result<()> {
+    let at = applied.event.envelope.occurred_at;
+    match &applied.event.event {
+        DomainEvent::AttemptDeleted(e) => {
+            sqlx::query(
+                "update attempts set deleted_at = $2, updated_at = $2 where attempt_id = $1",
+            )
+            .bind(e.attempt_id)
+            .bind(at)
+            .execute(connection)
+            .await?;
+        }
+        DomainEvent::VideoAttached(e) => {
+            sqlx::query(
+                "insert into attempt_videos (video_id, attempt_id, session_id, user_id, media, duration_ms,
+                    size_bytes, content_type, rotation_degrees, width_px, height_px, frame_rate, recorded_at,
+                    attached_at)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) on conflict do nothing",
+            )
+            .bind(e.video_id)
+            .bind(e.attempt_id)
+            .bind(e.session_id)
+            .bind(e.user_id)
+            .bind(json(&e.media)?)
+            .bind(e.duration_ms)
+            .bind(e.size_bytes)
+            .bind(&e.content_type)
+            .bind(e.rotation_degrees)
+            .bind(e.width_px)
+            .bind(e.height_px)
+            .bind(e.frame_rate)
+            .bind(e.recorded_at)
+            .bind(at)
+            .execute(connection)
+            .await?;
+        }
+        // Erasure: the user's sessions, attempts and videos leave the read model.
+        DomainEvent::UserErased(e) => {
+            sqlx::query(
+                "with v as (delete from attempt_videos where user_id = $1),
+                      a as (delete from attempts where user_id = $1),
+                      w as (delete from warmup_plans where user_id = $1),
+                      u as (delete from user_stats where user_id = $1)
+                 delete from sessions where user_id = $1",
+            )
+            .bind(e.user_id)
+            .execute(connection)
+            .await?;
+        }
+        _ => {}
     }
     Ok(())
 }

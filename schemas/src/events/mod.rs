@@ -1,14 +1,56 @@
 //! Typed event payloads. Each struct mirrors the newest version of its schema in
 //! `schemas/avro/`; older versions are resolved to it when read.
+//!
+//! Layout, one module per aggregate (all re-exported here):
+//! - [`user`]: accounts, profile, roles, consent, goals, injuries, erasure.
+//! - [`export`]: data exports (GDPR art. 20).
+//! - [`wall`]: gyms, walls and routes.
+//! - [`session`]: climbing sessions, attempts and their videos.
+//! - [`analysis`]: analysis requests and analyzer results.
+//! - [`ghost`]: ghost climbs.
+//! - [`routine`]: training routines and completed workouts.
+//! - [`audit`]: admin reads of personal data.
+//! - [`common`]: value types several aggregates share (geometry, training).
+//! - [`sealed`]: encrypted personal data and its plaintext types.
+//! - [`samples`]: one realistic sample of every event, for round-trip and cross-language tests.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use uuid::Uuid;
+use serde::{Serialize, de::DeserializeOwned};
+
+pub mod analysis;
+pub mod audit;
+pub mod common;
+pub mod export;
+pub mod ghost;
+pub mod routine;
+pub mod samples;
+pub mod sealed;
+pub mod session;
+pub mod user;
+pub mod wall;
+
+pub use analysis::*;
+pub use audit::*;
+pub use common::*;
+pub use export::*;
+pub use ghost::*;
+pub use routine::*;
+pub use sealed::{SealAlgorithm, Sealed};
+pub use session::*;
+pub use user::*;
+pub use wall::*;
 
 /// Aggregate types; each has its own topic (see [`crate::topics`]).
 pub mod aggregate {
+    pub const USER: &str = "user";
+    pub const DATA_EXPORT: &str = "data_export";
+    pub const GYM: &str = "gym";
+    pub const WALL: &str = "wall";
+    pub const ROUTE: &str = "route";
     pub const CLIMBING_SESSION: &str = "climbing_session";
     pub const ANALYSIS: &str = "analysis";
+    pub const GHOST: &str = "ghost";
+    pub const ROUTINE: &str = "routine";
+    pub const AUDIT: &str = "audit";
 }
 
 /// A payload type bound to its schema.
@@ -18,104 +60,16 @@ pub trait Event: Serialize + DeserializeOwned {
     const AGGREGATE_TYPE: &'static str;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Discipline {
-    Boulder,
-    Sport,
-    Trad,
-    TopRope,
-    Board,
+/// Implements [`Event`] for payload types of one aggregate.
+macro_rules! events_of {
+    ($aggregate:expr, $namespace:literal: $($event:ident),+ $(,)?) => {
+        $(impl $crate::events::Event for $event {
+            const NAME: &'static str = concat!($namespace, ".", stringify!($event));
+            const AGGREGATE_TYPE: &'static str = $aggregate;
+        })+
+    };
 }
-
-impl Discipline {
-    pub const ALL: [Self; 5] = [
-        Self::Boulder,
-        Self::Sport,
-        Self::Trad,
-        Self::TopRope,
-        Self::Board,
-    ];
-
-    /// The lower-case name used by the REST API, the read models and the Python workers.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Boulder => "boulder",
-            Self::Sport => "sport",
-            Self::Trad => "trad",
-            Self::TopRope => "top_rope",
-            Self::Board => "board",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|discipline| discipline.as_str() == name)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SessionStarted {
-    pub session_id: Uuid,
-    pub user_id: Uuid,
-    #[serde(with = "chrono::serde::ts_microseconds")]
-    pub started_at: DateTime<Utc>,
-    pub discipline: Discipline,
-    pub indoor: bool,
-    pub location_name: Option<String>,
-    pub planned_minutes: Option<i32>,
-}
-
-impl Event for SessionStarted {
-    const NAME: &'static str = "cruxlog.session.SessionStarted";
-    const AGGREGATE_TYPE: &'static str = aggregate::CLIMBING_SESSION;
-}
-
-/// Which analyzer produced a result, for replays through new versions (A2).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AnalyzerInfo {
-    pub name: String,
-    pub version: i32,
-    pub model_id: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WarmupStep {
-    pub name: String,
-    pub minutes: i32,
-    pub cue: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WarmupPlanned {
-    pub analysis_id: Uuid,
-    pub session_id: Uuid,
-    pub user_id: Uuid,
-    pub input_event_id: Uuid,
-    pub analyzer: AnalyzerInfo,
-    pub steps: Vec<WarmupStep>,
-    pub total_minutes: i32,
-}
-
-impl Event for WarmupPlanned {
-    const NAME: &'static str = "cruxlog.analysis.WarmupPlanned";
-    const AGGREGATE_TYPE: &'static str = aggregate::ANALYSIS;
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AnalysisFailed {
-    pub analysis_id: Uuid,
-    pub user_id: Uuid,
-    pub input_event_id: Uuid,
-    pub analyzer: AnalyzerInfo,
-    pub reason: String,
-}
-
-impl Event for AnalysisFailed {
-    const NAME: &'static str = "cruxlog.analysis.AnalysisFailed";
-    const AGGREGATE_TYPE: &'static str = aggregate::ANALYSIS;
-}
+pub(crate) use events_of;
 
 /// Declares the sum type of every event and its decoder from one list, so adding an event
 /// is one line here plus its struct and schema file.
@@ -144,6 +98,14 @@ macro_rules! domain_events {
             /// Every event name, for catalogue checks.
             pub const NAMES: &'static [&'static str] = &[$($event::NAME,)+];
 
+            /// The aggregate type of the event named `name`, if it is an event.
+            pub fn aggregate_of(name: &str) -> Option<&'static str> {
+                match name {
+                    $($event::NAME => Some($event::AGGREGATE_TYPE),)+
+                    _ => None,
+                }
+            }
+
             /// Encodes the event with its metadata into a Kafka record value.
             pub fn encode(&self, meta: &crate::EventMeta) -> crate::Result<Vec<u8>> {
                 match self {
@@ -163,7 +125,53 @@ macro_rules! domain_events {
 }
 
 domain_events! {
+    // user
+    UserRegistered,
+    EmailChanged,
+    PasswordChanged,
+    ProfileChanged,
+    MorphologyEstimated,
+    RoleGranted,
+    RoleRevoked,
+    ConsentGiven,
+    ConsentWithdrawn,
+    GoalSet,
+    GoalClosed,
+    InjuryReported,
+    InjuryResolved,
+    UserErased,
+    // data_export
+    DataExportRequested,
+    DataExported,
+    // gym, wall, route
+    GymRegistered,
+    WallRegistered,
+    WallPhotoUploaded,
+    RouteDefined,
+    RouteConfirmed,
+    RouteRetired,
+    // climbing_session
     SessionStarted,
+    AttemptLogged,
+    AttemptCorrected,
+    AttemptDeleted,
+    VideoAttached,
+    SessionEnded,
+    // analysis
+    AnalysisRequested,
+    AnalysisCompleted,
+    HoldsDetected,
     WarmupPlanned,
     AnalysisFailed,
+    // ghost
+    GhostRequested,
+    GhostGenerated,
+    GhostFailed,
+    // routine
+    RoutineRequested,
+    RoutineGenerated,
+    RoutineFailed,
+    WorkoutCompleted,
+    // audit
+    PersonalDataViewed,
 }
