@@ -133,14 +133,14 @@ impl Catalogue {
             if versions.get(*newest).is_some_and(|v| v.version < version) {
                 *newest = index;
             }
-            // Uuids are Avro strings with the uuid logical type: serde must use their text
-            // form (`human_readable`).
+            // Uuids are Avro `fixed(16)` with the uuid logical type: serde must use their
+            // binary form (not `human_readable`), 16 bytes instead of a 36-character string.
             let writer = GenericDatumWriter::builder(schema)
-                .human_readable(true)
+                .human_readable(false)
                 .build()
                 .map_err(|e| context(&e))?;
             let reader = GenericDatumReader::builder(schema)
-                .human_readable(true)
+                .human_readable(false)
                 .build()
                 .map_err(|e| context(&e))?;
             versions.push(SchemaVersion {
@@ -205,7 +205,7 @@ impl Catalogue {
                 None => {
                     let reader = GenericDatumReader::builder(writer.schema)
                         .reader_schema(newest.schema)
-                        .human_readable(true)
+                        .human_readable(false)
                         .build()?;
                     writer.resolving.get_or_init(|| reader)
                 }
@@ -225,10 +225,16 @@ impl Catalogue {
 impl SchemaVersion {
     /// Single-object encodes `value` with this version.
     pub fn write<T: Serialize>(&self, value: &T) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(128);
-        wire::write_header(&mut out, self.fingerprint);
-        self.writer.write_ser(&mut out, value)?;
+        let mut out = Vec::with_capacity(256);
+        self.write_into(&mut out, value)?;
         Ok(out)
+    }
+
+    /// Appends the single-object encoding of `value` to `out`.
+    pub fn write_into<T: Serialize>(&self, out: &mut Vec<u8>, value: &T) -> Result<()> {
+        wire::write_header(out, self.fingerprint);
+        self.writer.write_ser(out, value)?;
+        Ok(())
     }
 }
 

@@ -276,8 +276,8 @@ class Catalogue:
         """Single-object encodes ``datum`` with a version of ``name`` (the newest by default)."""
         schema = self.version(name, version)
         try:
+            datum = map_uuids(schema.parsed, datum, schema.named, _uuid_to_wire, name)
             validate(datum, schema.parsed, raise_errors=True)
-            map_uuids(schema.parsed, datum, schema.named, _require_uuid, name)
             out = io.BytesIO()
             out.write(schema.header)
             schemaless_writer(out, schema.parsed, datum)
@@ -325,6 +325,8 @@ class Catalogue:
             )
         if not isinstance(datum, dict):  # pragma: no cover - every catalogue schema is a record
             raise MalformedDatumError(f"{writer}: datum is not a record")
+        reader = newest if resolve else writer
+        datum = map_uuids(reader.parsed, datum, reader.named, _uuid_from_wire, expected_name)
         return datum, writer
 
     def read_single(self, message: bytes, expected_name: str, *, resolve: bool = True) -> Datum:
@@ -420,10 +422,14 @@ def _resolve(schema: Any, named: Mapping[str, Any]) -> Any:
 
 
 def _is_uuid_schema(schema: Any) -> bool:
+    """A ``uuid`` field: ``fixed(16)`` (what Cruxlog writes) or ``string`` (the older form)."""
     return (
         isinstance(schema, dict)
-        and schema.get("type") == "string"
         and schema.get("logicalType") == "uuid"
+        and (
+            schema.get("type") == "string"
+            or (schema.get("type") == "fixed" and schema.get("size") == 16)
+        )
     )
 
 
@@ -445,6 +451,8 @@ def _fits(schema: Any, datum: Any, named: Mapping[str, Any]) -> bool:
     if kind == "enum":
         return isinstance(datum, str) and datum in schema["symbols"]
     if kind == "fixed":
+        if _is_uuid_schema(schema) and isinstance(datum, uuid.UUID | str):
+            return True
         return isinstance(datum, bytes | bytearray) and len(datum) == schema["size"]
     if kind == "array":
         return isinstance(datum, list | tuple)
@@ -453,8 +461,9 @@ def _fits(schema: Any, datum: Any, named: Mapping[str, Any]) -> bool:
     return False
 
 
-UuidHook = Callable[[str, Any], Any]
-"""Called with the path and value of every ``uuid`` field; returns the value to keep."""
+UuidHook = Callable[[str, Any, bool], Any]
+"""Called with the path, the value and whether the field is ``fixed`` (else ``string``) of every
+``uuid`` field; returns the value to keep."""
 
 
 def map_uuids(schema: Any, datum: Any, named: Mapping[str, Any], hook: UuidHook, path: str) -> Any:
@@ -467,7 +476,7 @@ def map_uuids(schema: Any, datum: Any, named: Mapping[str, Any], hook: UuidHook,
         return datum
     kind = schema.get("type")
     if _is_uuid_schema(schema):
-        return hook(path, datum)
+        return hook(path, datum, schema.get("type") == "fixed")
     if kind in ("record", "error") and isinstance(datum, Mapping):
         out = dict(datum)
         for fld in schema["fields"]:
@@ -488,13 +497,30 @@ def map_uuids(schema: Any, datum: Any, named: Mapping[str, Any], hook: UuidHook,
     return datum
 
 
-def _require_uuid(path: str, value: Any) -> Any:
-    """fastavro writes any string into a ``uuid`` field; typed readers (Rust) reject non-UUIDs."""
+def _uuid_to_wire(path: str, value: Any, fixed: bool) -> Any:
+    """Any UUID spelling to what the field holds on the wire: 16 bytes for ``fixed`` uuids.
+
+    fastavro knows the ``uuid`` logical type only on strings, and writes any string there;
+    typed readers (Rust) reject non-UUIDs, so they are refused here.
+    """
+    if isinstance(value, bytes | bytearray) and fixed:
+        if len(value) != 16:
+            raise EncodeError(f"{path}: {len(value)} bytes is not a UUID")
+        return bytes(value)
     if isinstance(value, str):
         try:
-            uuid.UUID(value)
+            value = uuid.UUID(value)
         except ValueError:
             raise EncodeError(f"{path}: {value!r} is not a UUID") from None
+    if isinstance(value, uuid.UUID):
+        return value.bytes if fixed else str(value)
+    return value
+
+
+def _uuid_from_wire(_path: str, value: Any, _fixed: bool) -> Any:
+    """16 bytes of a ``fixed`` uuid back to :class:`uuid.UUID` (strings fastavro converts)."""
+    if isinstance(value, bytes | bytearray) and len(value) == 16:
+        return uuid.UUID(bytes=bytes(value))
     return value
 
 
@@ -503,8 +529,8 @@ def _require_uuid(path: str, value: Any) -> Any:
 _AGGREGATE_DOC = re.compile(r"Aggregate: ([a-z_]+)")
 
 
-def _seeded_uuid(_path: str, _value: Any) -> str:
-    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+def _seeded_uuid(_path: str, _value: Any, _fixed: bool) -> uuid.UUID:
+    return uuid.UUID(int=random.getrandbits(128), version=4)
 
 
 def random_datum(schema: SchemaVersion) -> Datum:
