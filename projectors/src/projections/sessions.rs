@@ -154,32 +154,74 @@ impl Projection for Sessions {
         batch: &'a [Applied],
     ) -> BoxFuture<'a, sqlx::Result<()>> {
         Box::pin(async move {
-            for run in super::runs(batch) {
-                match &run[0].event.event {
-                    DomainEvent::SessionStarted(_) => sessions_started(connection, run).await?,
-                    DomainEvent::WarmupPlanned(_) => warmups_planned(connection, run).await?,
-                    DomainEvent::AnalysisFailed(_) => analyses_failed(connection, run).await?,
-                    DomainEvent::SessionEnded(_) => sessions_ended(connection, run).await?,
-                    DomainEvent::AttemptLogged(_) | DomainEvent::AttemptCorrected(_) => {
-                        attempts(connection, run).await?
-                    }
-                    DomainEvent::AttemptDeleted(_)
-                    | DomainEvent::VideoAttached(_)
-                    | DomainEvent::UserErased(_) => {
-                        for applied in run {
-                            other(connection, applied).await?;
-                        }
-                    }
-                    // Events of these topics that this projection does not show.
-                    _ => {}
+            // One multi-row statement per kind of event, kinds in causal order (a session is
+            // started before its attempts are logged, corrected, deleted, and before it ends;
+            // erasure comes last); each kind in log order.
+            let mut phases: [Vec<&Applied>; PHASES] = Default::default();
+            for applied in batch {
+                if let Some(phase) = phase(&applied.event.event) {
+                    phases[phase].push(applied);
                 }
+            }
+            let [
+                started,
+                logged,
+                corrected,
+                videos,
+                deleted,
+                ended,
+                warmups,
+                failed,
+                erased,
+            ] = &phases;
+            if !started.is_empty() {
+                sessions_started(connection, started).await?;
+            }
+            if !logged.is_empty() {
+                attempts_logged(connection, logged).await?;
+            }
+            if !corrected.is_empty() {
+                attempts(connection, corrected).await?;
+            }
+            for applied in videos.iter().chain(deleted) {
+                other(connection, applied).await?;
+            }
+            if !ended.is_empty() {
+                sessions_ended(connection, ended).await?;
+            }
+            if !warmups.is_empty() {
+                warmups_planned(connection, warmups).await?;
+            }
+            if !failed.is_empty() {
+                analyses_failed(connection, failed).await?;
+            }
+            for applied in erased {
+                other(connection, applied).await?;
             }
             Ok(())
         })
     }
 }
 
-async fn sessions_started(connection: &mut PgConnection, run: &[Applied]) -> sqlx::Result<()> {
+const PHASES: usize = 9;
+
+/// The phase an event is applied in; `None` for events this projection does not show.
+fn phase(event: &DomainEvent) -> Option<usize> {
+    Some(match event {
+        DomainEvent::SessionStarted(_) => 0,
+        DomainEvent::AttemptLogged(_) => 1,
+        DomainEvent::AttemptCorrected(_) => 2,
+        DomainEvent::VideoAttached(_) => 3,
+        DomainEvent::AttemptDeleted(_) => 4,
+        DomainEvent::SessionEnded(_) => 5,
+        DomainEvent::WarmupPlanned(_) => 6,
+        DomainEvent::AnalysisFailed(_) => 7,
+        DomainEvent::UserErased(_) => 8,
+        _ => return None,
+    })
+}
+
+async fn sessions_started(connection: &mut PgConnection, run: &[&Applied]) -> sqlx::Result<()> {
     let mut columns = SessionColumns::default();
     for applied in run {
         if let DomainEvent::SessionStarted(event) = &applied.event.event {
@@ -235,7 +277,7 @@ struct SessionColumns {
     created_at: Vec<chrono::DateTime<chrono::Utc>>,
 }
 
-async fn warmups_planned(connection: &mut PgConnection, run: &[Applied]) -> sqlx::Result<()> {
+async fn warmups_planned(connection: &mut PgConnection, run: &[&Applied]) -> sqlx::Result<()> {
     for applied in run {
         let DomainEvent::WarmupPlanned(event) = &applied.event.event else {
             continue;
@@ -264,7 +306,7 @@ async fn warmups_planned(connection: &mut PgConnection, run: &[Applied]) -> sqlx
     Ok(())
 }
 
-async fn analyses_failed(connection: &mut PgConnection, run: &[Applied]) -> sqlx::Result<()> {
+async fn analyses_failed(connection: &mut PgConnection, run: &[&Applied]) -> sqlx::Result<()> {
     for applied in run {
         let DomainEvent::AnalysisFailed(event) = &applied.event.event else {
             continue;
@@ -288,26 +330,126 @@ async fn analyses_failed(connection: &mut PgConnection, run: &[Applied]) -> sqlx
     Ok(())
 }
 
-async fn sessions_ended(connection: &mut PgConnection, run: &[Applied]) -> sqlx::Result<()> {
+async fn sessions_ended(connection: &mut PgConnection, run: &[&Applied]) -> sqlx::Result<()> {
+    let (mut ids, mut ended, mut rpe) = (Vec::new(), Vec::new(), Vec::new());
     for applied in run {
-        let DomainEvent::SessionEnded(event) = &applied.event.event else {
-            continue;
-        };
-        // A session that was never started breaks an invariant: `fetch_one` finds no row.
-        sqlx::query_scalar::<_, i32>(
-            "update sessions set ended_at = $2, end_rpe = $3 where session_id = $1 returning 1",
-        )
-        .bind(event.session_id)
-        .bind(event.ended_at)
-        .bind(event.rpe)
-        .fetch_one(&mut *connection)
-        .await?;
+        if let DomainEvent::SessionEnded(event) = &applied.event.event {
+            ids.push(event.session_id);
+            ended.push(event.ended_at);
+            rpe.push(event.rpe);
+        }
+    }
+    let updated = sqlx::query(
+        "update sessions s set ended_at = u.ended_at, end_rpe = u.rpe
+         from unnest($1::uuid[], $2::timestamptz[], $3::int[]) as u(session_id, ended_at, rpe)
+         where s.session_id = u.session_id",
+    )
+    .bind(&ids)
+    .bind(&ended)
+    .bind(&rpe)
+    .execute(connection)
+    .await?
+    .rows_affected();
+    // A session that was never started breaks an invariant; the runner then applies the run
+    // event by event to find which one.
+    if updated < ids.len() as u64 {
+        return Err(sqlx::Error::RowNotFound);
     }
     Ok(())
 }
 
-/// Logged and corrected attempts: the newest details win, by event time.
-async fn attempts(connection: &mut PgConnection, run: &[Applied]) -> sqlx::Result<()> {
+/// New attempts, one multi-row statement per run. A replayed `AttemptLogged` changes nothing
+/// (a later correction keeps its details).
+async fn attempts_logged(connection: &mut PgConnection, run: &[&Applied]) -> sqlx::Result<()> {
+    let mut c = AttemptColumns::default();
+    for applied in run {
+        let DomainEvent::AttemptLogged(e) = &applied.event.event else {
+            continue;
+        };
+        let d = &e.details;
+        c.attempt_id.push(e.attempt_id);
+        c.session_id.push(e.session_id);
+        c.user_id.push(e.user_id);
+        c.attempted_at.push(e.attempted_at);
+        c.route_id.push(d.route_id);
+        c.route_description.push(d.route_description.clone());
+        c.grade_system
+            .push(d.grade.as_ref().map(|g| symbol(&g.system)));
+        c.grade_label
+            .push(d.grade.as_ref().map(|g| g.label.clone()));
+        c.difficulty
+            .push(d.grade.as_ref().and_then(|g| g.difficulty().ok()));
+        c.style.push(symbol(&d.style));
+        c.result.push(symbol(&d.result));
+        c.sent.push(!matches!(
+            d.result,
+            AttemptResult::Fail | AttemptResult::Unknown
+        ));
+        c.falls.push(d.falls);
+        c.duration_ms.push(d.duration_ms);
+        c.rpe.push(d.rpe);
+        c.beta.push(json(&d.beta)?);
+        c.notes.push(d.notes.as_ref().map(json).transpose()?);
+        c.updated_at.push(applied.event.envelope.occurred_at);
+    }
+    sqlx::query(
+        "insert into attempts (attempt_id, session_id, user_id, attempted_at, route_id, route_description,
+            grade_system, grade_label, difficulty, style, result, sent, falls, duration_ms, rpe, beta, notes,
+            updated_at)
+         select * from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[], $5::uuid[], $6::text[],
+            $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::bool[], $13::int[], $14::bigint[],
+            $15::int[], $16::jsonb[], $17::jsonb[], $18::timestamptz[])
+            as u(attempt_id)
+         -- An anti-join rather than `on conflict`: one writer per build, and it is cheaper.
+         where not exists (select 1 from attempts a where a.attempt_id = u.attempt_id)",
+    )
+    .bind(&c.attempt_id)
+    .bind(&c.session_id)
+    .bind(&c.user_id)
+    .bind(&c.attempted_at)
+    .bind(&c.route_id)
+    .bind(&c.route_description)
+    .bind(&c.grade_system)
+    .bind(&c.grade_label)
+    .bind(&c.difficulty)
+    .bind(&c.style)
+    .bind(&c.result)
+    .bind(&c.sent)
+    .bind(&c.falls)
+    .bind(&c.duration_ms)
+    .bind(&c.rpe)
+    .bind(&c.beta)
+    .bind(&c.notes)
+    .bind(&c.updated_at)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+#[derive(Default)]
+struct AttemptColumns {
+    attempt_id: Vec<Uuid>,
+    session_id: Vec<Uuid>,
+    user_id: Vec<Uuid>,
+    attempted_at: Vec<chrono::DateTime<chrono::Utc>>,
+    route_id: Vec<Option<Uuid>>,
+    route_description: Vec<Option<String>>,
+    grade_system: Vec<Option<String>>,
+    grade_label: Vec<Option<String>>,
+    difficulty: Vec<Option<i32>>,
+    style: Vec<String>,
+    result: Vec<String>,
+    sent: Vec<bool>,
+    falls: Vec<i32>,
+    duration_ms: Vec<Option<i64>>,
+    rpe: Vec<Option<i32>>,
+    beta: Vec<serde_json::Value>,
+    notes: Vec<Option<serde_json::Value>>,
+    updated_at: Vec<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Corrected attempts (and any logged one given here): the newest details win, by event time.
+async fn attempts(connection: &mut PgConnection, run: &[&Applied]) -> sqlx::Result<()> {
     for applied in run {
         let (session_id, attempt_id, user_id, attempted_at, details) = match &applied.event.event {
             DomainEvent::AttemptLogged(e) => (
