@@ -49,7 +49,7 @@ fn session_events(n: u64, at: DateTime<Utc>) -> Vec<(Uuid, DomainEvent)> {
             user_id,
             started_at: at,
             discipline: Discipline::ALL[(n % 5) as usize],
-            indoor: n % 4 != 0,
+            indoor: !n.is_multiple_of(4),
             location_name: Some(format!("gym {}", n % 40)),
             planned_minutes: Some(60 + (n % 90) as i32),
         }),
@@ -67,7 +67,7 @@ fn session_events(n: u64, at: DateTime<Utc>) -> Vec<(Uuid, DomainEvent)> {
                     route_id: None,
                     route_description: Some(format!("grey {}", (n + i) % 30)),
                     grade: Grade::parse(GradeSystem::French, grade).ok(),
-                    style: if n % 5 == 0 {
+                    style: if n.is_multiple_of(5) {
                         ClimbStyle::Boulder
                     } else {
                         ClimbStyle::Lead
