@@ -56,7 +56,136 @@ pub struct Runner {
     expected: Offsets,
     /// Shared with the lag reporter.
     pub progress: Arc<Mutex<Offsets>>,
-    pending: Vec<OwnedMessage>,
+    /// A batch that failed to commit, retried before anything new.
+    pending: Option<Prefetched>,
+    /// Receives and decodes the next batches while this one commits.
+    prefetch: Option<Prefetch>,
+    /// Consumer positions when the last committed batch was formed.
+    last_positions: Offsets,
+}
+
+/// A batch received and decoded ahead of its commit.
+pub struct Prefetched {
+    messages: Vec<OwnedMessage>,
+    /// `decoded[i]` is `messages[i]` decoded; taken by a commit, refilled for a retry.
+    decoded: Vec<Option<Result<Applied, String>>>,
+    /// Consumer positions right after the batch was formed.
+    positions: Offsets,
+}
+
+impl Prefetched {
+    fn new(messages: Vec<OwnedMessage>, positions: Offsets) -> Self {
+        let mut batch = Self {
+            decoded: Vec::new(),
+            messages,
+            positions,
+        };
+        batch.redecode();
+        batch
+    }
+
+    /// Decodes every message whose decoded form was taken by a failed commit.
+    fn redecode(&mut self) {
+        self.decoded.resize_with(self.messages.len(), || None);
+        for (slot, message) in self.decoded.iter_mut().zip(&self.messages) {
+            if slot.is_none() {
+                *slot = Some(decode(message));
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+}
+
+fn decode(message: &OwnedMessage) -> Result<Applied, String> {
+    cruxlog_schemas::decode(message.payload().unwrap_or_default())
+        .map(|event| Applied {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            event,
+        })
+        .map_err(|error| error.to_string())
+}
+
+/// The receiving task and the channel it fills.
+struct Prefetch {
+    batches: tokio::sync::mpsc::Receiver<Prefetched>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Prefetch {
+    fn start(consumer: Arc<StreamConsumer>, size: usize, linger: Duration) -> Self {
+        // Two batches ahead at most: bounded memory, and enough to hide receiving and decoding
+        // behind the database.
+        let (sender, batches) = tokio::sync::mpsc::channel(2);
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let mut messages = Vec::with_capacity(size.min(10_000));
+                while messages.len() < size {
+                    let wait = if messages.is_empty() {
+                        Duration::from_millis(200)
+                    } else {
+                        linger
+                    };
+                    tokio::select! {
+                        () = stopped.cancelled() => return,
+                        received = tokio::time::timeout(wait, consumer.recv()) => match received {
+                            Ok(Ok(message)) => messages.push(message.detach()),
+                            Ok(Err(error)) => {
+                                tracing::warn!(%error, "kafka receive error");
+                                break;
+                            }
+                            Err(_) => break,
+                        },
+                    }
+                }
+                let positions = positions(&consumer);
+                let batch = tokio::task::block_in_place(|| Prefetched::new(messages, positions));
+                // An empty batch tells the runner the log was quiet for a moment.
+                if sender.send(batch).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            batches,
+            stop,
+            task,
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.ok();
+    }
+}
+
+/// The consumer's positions (next offsets to fetch), where known.
+fn positions(consumer: &StreamConsumer) -> Offsets {
+    consumer
+        .position()
+        .map(|list| {
+            list.elements()
+                .iter()
+                .filter_map(|e| {
+                    e.offset()
+                        .to_raw()
+                        .filter(|o| *o >= 0)
+                        .map(|o| ((e.topic().to_owned(), e.partition()), o))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// What one batch did.
@@ -99,7 +228,9 @@ impl Runner {
             linger: Duration::from_millis(context.config.projector.batch_linger_ms),
             expected: Offsets::new(),
             progress: Arc::new(Mutex::new(Offsets::new())),
-            pending: Vec::new(),
+            pending: None,
+            prefetch: None,
+            last_positions: Offsets::new(),
         };
         runner.seek_to_stored(kafka).await?;
         Ok(runner)
@@ -116,8 +247,12 @@ impl Runner {
 
     /// (Re)assigns every partition at the stored offsets, dropping anything received since.
     async fn seek_to_stored(&mut self, kafka: &KafkaConfig) -> anyhow::Result<()> {
+        if let Some(prefetch) = self.prefetch.take() {
+            prefetch.stop().await;
+        }
         self.expected = store::load_offsets(&self.db, self.build.build_id).await?;
-        self.pending.clear();
+        self.pending = None;
+        self.last_positions.clear();
         let mut assignment = TopicPartitionList::new();
         for topic in self.topics(kafka) {
             let metadata = self
@@ -136,6 +271,11 @@ impl Runner {
             .assign(&assignment)
             .context("assigning partitions")?;
         *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = self.expected.clone();
+        self.prefetch = Some(Prefetch::start(
+            self.consumer.clone(),
+            self.batch_size,
+            self.linger,
+        ));
         Ok(())
     }
 
@@ -160,8 +300,11 @@ impl Runner {
                     tracing::debug!(error = %format!("{error:#}"), "lag check failed");
                 }
             }
-            let batch = self.next_batch(shutdown).await;
+            let mut batch = self.next_batch(shutdown).await;
             if batch.is_empty() {
+                // Everything received before this quiet moment has been committed.
+                self.last_positions
+                    .extend(std::mem::take(&mut batch.positions));
                 if until_caught_up && self.caught_up().await? {
                     return Ok(Stop::CaughtUp);
                 }
@@ -175,10 +318,12 @@ impl Runner {
                 .batch_seconds
                 .with_label_values(&[self.projection.name()])
                 .start_timer();
-            match self.commit(&batch).await {
+            match self.commit(&mut batch).await {
                 Ok(Commit::Done(outcome)) => {
                     timer.observe_duration();
                     pause = Duration::from_millis(100);
+                    self.last_positions
+                        .extend(std::mem::take(&mut batch.positions));
                     on_batch(self, outcome);
                     // A short batch means the head is near: a rebuild may be done.
                     if until_caught_up && batch.len() < self.batch_size && self.caught_up().await? {
@@ -202,7 +347,7 @@ impl Runner {
                         .with_label_values(&[self.projection.name()])
                         .inc();
                     tracing::warn!(error = %format!("{error:#}"), retry_in_ms = pause.as_millis() as u64, "batch failed; retrying");
-                    self.pending = batch;
+                    self.pending = Some(batch);
                     tokio::select! {
                         () = shutdown.cancelled() => return Ok(Stop::Shutdown),
                         () = tokio::time::sleep(pause) => {}
@@ -213,27 +358,19 @@ impl Runner {
         }
     }
 
-    async fn next_batch(&mut self, shutdown: &CancellationToken) -> Vec<OwnedMessage> {
-        let mut batch = std::mem::take(&mut self.pending);
-        while batch.len() < self.batch_size {
-            let wait = if batch.is_empty() {
-                Duration::from_millis(200)
-            } else {
-                self.linger
-            };
-            tokio::select! {
-                () = shutdown.cancelled(), if batch.is_empty() => break,
-                received = tokio::time::timeout(wait, self.consumer.recv()) => match received {
-                    Ok(Ok(message)) => batch.push(message.detach()),
-                    Ok(Err(error)) => {
-                        tracing::warn!(%error, "kafka receive error");
-                        break;
-                    }
-                    Err(_) => break,
-                },
-            }
+    async fn next_batch(&mut self, shutdown: &CancellationToken) -> Prefetched {
+        if let Some(mut batch) = self.pending.take() {
+            batch.redecode();
+            return batch;
         }
-        batch
+        let empty = || Prefetched::new(Vec::new(), Offsets::new());
+        let Some(prefetch) = self.prefetch.as_mut() else {
+            return empty();
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => empty(),
+            batch = prefetch.batches.recv() => batch.unwrap_or_else(empty),
+        }
     }
 
     /// Whether this build may still be written (not retired by a swap).
@@ -255,25 +392,23 @@ impl Runner {
     pub async fn lag(&self) -> anyhow::Result<Vec<((String, i32), i64)>> {
         let consumer = self.consumer.clone();
         let progress = self.progress.clone();
+        let positions = self.last_positions.clone();
         let lags =
             tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<((String, i32), i64)>> {
                 let assignment = consumer.assignment()?;
-                let positions = consumer.position()?;
                 let stored = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 let mut lags = Vec::new();
                 for element in assignment.elements() {
                     let (topic, partition) = (element.topic().to_owned(), element.partition());
                     let (_, high) =
                         consumer.fetch_watermarks(&topic, partition, Duration::from_secs(5))?;
-                    let position = positions
-                        .find_partition(&topic, partition)
-                        .and_then(|p| p.offset().to_raw())
-                        .filter(|p| *p >= 0);
+                    // Where the consumer stood when the last committed batch was formed: it
+                    // also steps over transaction markers, which no message carries.
+                    let position = positions.get(&(topic.clone(), partition)).copied();
                     let next = stored
                         .get(&(topic.clone(), partition))
                         .copied()
                         .unwrap_or(0);
-                    // The consumer position also steps over transaction markers the log holds.
                     let at = position.map_or(next, |p| p.max(next));
                     lags.push(((topic, partition), (high - at).max(0)));
                 }
@@ -289,20 +424,27 @@ impl Runner {
         Ok(lags)
     }
 
-    async fn commit(&mut self, batch: &[OwnedMessage]) -> anyhow::Result<Commit> {
+    async fn commit(&mut self, prefetched: &mut Prefetched) -> anyhow::Result<Commit> {
         let build_id = self.build.build_id;
         let mut tx = self.db.begin().await?;
         if builds::state_for_share(&mut tx, build_id).await? == "retired" {
             return Ok(Commit::Retired);
         }
         builds::set_search_path(&mut tx, &self.build.schema_name).await?;
+        // The log is the truth and the offsets commit with the rows: a crash that loses the
+        // last few commits loses their offsets too, and they are simply applied again. So the
+        // batch need not wait for its WAL flush.
+        sqlx::raw_sql("set local synchronous_commit to off")
+            .execute(&mut *tx)
+            .await?;
 
-        // Decode, in log order. Keys are aggregate ids.
-        let mut decoded = Vec::with_capacity(batch.len());
+        // Sort out, in log order, what applies and what waits. Keys are aggregate ids.
+        let batch = &prefetched.messages;
+        let mut ready = Vec::with_capacity(batch.len());
         let mut dead: Vec<(&OwnedMessage, String, bool)> = Vec::new();
         let keys: Vec<Uuid> = batch.iter().filter_map(aggregate_key).collect();
         let mut parked = store::parked_among(&mut tx, build_id, &keys).await?;
-        for message in batch {
+        for (message, decoded) in batch.iter().zip(prefetched.decoded.iter_mut()) {
             let key = aggregate_key(message);
             if let Some(id) = key.filter(|id| parked.contains(id)) {
                 dead.push((
@@ -312,16 +454,12 @@ impl Runner {
                 ));
                 continue;
             }
-            match cruxlog_schemas::decode(message.payload().unwrap_or_default()) {
-                Ok(event) => decoded.push(Applied {
-                    topic: message.topic().to_owned(),
-                    partition: message.partition(),
-                    offset: message.offset(),
-                    event,
-                }),
+            // Taken: a failed commit redecodes before its retry.
+            match decoded.take().unwrap_or_else(|| decode(message)) {
+                Ok(applied) => ready.push(applied),
                 Err(error) => {
                     if let Some(id) = key {
-                        park(&mut tx, build_id, id, message, &error.to_string()).await?;
+                        park(&mut tx, build_id, id, message, &error).await?;
                         parked.insert(id);
                     }
                     dead.push((message, format!("undecodable: {error}"), false));
@@ -330,7 +468,6 @@ impl Runner {
         }
         // The loop runs in log order, so an aggregate parked by an undecodable event blocks only
         // its later events; earlier ones stay in `ready`.
-        let ready = decoded;
 
         let applied = self
             .apply(&mut tx, &ready, batch, &mut dead, &mut parked)
