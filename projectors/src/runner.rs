@@ -131,16 +131,23 @@ impl Prefetch {
         let task = tokio::spawn(async move {
             loop {
                 let mut messages = Vec::with_capacity(size.min(10_000));
+                // A batch closes when full or `linger` after its first message: under a steady
+                // trickle it must not wait to fill.
+                let mut deadline: Option<tokio::time::Instant> = None;
                 while messages.len() < size {
-                    let wait = if messages.is_empty() {
-                        Duration::from_millis(200)
-                    } else {
-                        linger
+                    let wait = match deadline {
+                        None => Duration::from_millis(200),
+                        Some(deadline) => {
+                            deadline.saturating_duration_since(tokio::time::Instant::now())
+                        }
                     };
                     tokio::select! {
                         () = stopped.cancelled() => return,
                         received = tokio::time::timeout(wait, consumer.recv()) => match received {
-                            Ok(Ok(message)) => messages.push(message.detach()),
+                            Ok(Ok(message)) => {
+                                messages.push(message.detach());
+                                deadline.get_or_insert_with(|| tokio::time::Instant::now() + linger);
+                            }
                             Ok(Err(error)) => {
                                 tracing::warn!(%error, "kafka receive error");
                                 break;
