@@ -66,3 +66,5 @@ fuzz:
 ## bench: the benchmarks (release builds; they print figures and ratios, they do not pass or fail).
 bench: stack
 	cargo bench -p cruxlog-schemas --bench codec
+	@$(WITH_ENV) cargo bench -p cruxlog-projectors --bench catchup
+	@$(WITH_ENV) cargo bench -p cruxlog-command-api --bench command_to_query

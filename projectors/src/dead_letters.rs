@@ -62,10 +62,20 @@ impl DeadLetters {
             reason,
             "dead-lettering an event"
         );
-        let (partition, offset) = (
-            message.partition().to_string(),
-            message.offset().to_string(),
-        );
+        // A dead letter sent again (by a redrive) keeps the origin it was first sent with.
+        let carried = origin(message).filter(|_| message.topic() == self.topic);
+        let (topic, partition, offset) = match &carried {
+            Some(origin) => (
+                origin.topic.as_str(),
+                origin.partition.to_string(),
+                origin.offset.to_string(),
+            ),
+            None => (
+                message.topic(),
+                message.partition().to_string(),
+                message.offset().to_string(),
+            ),
+        };
         let mut headers = OwnedHeaders::new()
             .insert(Header {
                 key: header::REASON,
@@ -73,7 +83,7 @@ impl DeadLetters {
             })
             .insert(Header {
                 key: header::ORIGIN_TOPIC,
-                value: Some(message.topic()),
+                value: Some(topic),
             })
             .insert(Header {
                 key: header::ORIGIN_PARTITION,

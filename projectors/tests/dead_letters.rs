@@ -139,6 +139,15 @@ async fn poison_goes_to_the_dead_letters_its_aggregate_waits_and_a_redrive_appli
         "its later event was applied after it, in order"
     );
 
+    // The letter that still fails was sent again with its original origin, not the
+    // dead-letter topic's.
+    let letters = dlq::list(&context, "sessions").await.expect("list");
+    let last = letters
+        .last()
+        .and_then(|l| l.origin.clone())
+        .expect("re-sent letter has an origin");
+    assert_eq!(last.topic, topic, "{last:?}");
+
     // A second redrive only meets the garbage again.
     let again = dlq::redrive(&context, "sessions").await.expect("redrive");
     assert_eq!((again.applied, again.still_failing), (0, 1), "{again:?}");
