@@ -10,12 +10,32 @@ use serde::{Serialize, de::DeserializeOwned};
 
 pub const ENV_PREFIX: &str = "CRUXLOG_";
 
-/// Loads the service's configuration.
+/// Loads the service's configuration. Any key can also come from a file, as secrets do in
+/// Docker and Kubernetes: `CRUXLOG_AUTH__JWT_SECRET_FILE=/run/secrets/jwt` sets
+/// `auth.jwt_secret` to the file's content (one trailing newline removed).
 pub fn load<T: Serialize + DeserializeOwned + Default>() -> Result<T, Box<figment::Error>> {
-    Figment::from(Serialized::defaults(T::default()))
-        .merge(Env::prefixed(ENV_PREFIX).split("__"))
-        .extract()
-        .map_err(Box::new)
+    let mut figment = Figment::from(Serialized::defaults(T::default())).merge(
+        Env::prefixed(ENV_PREFIX)
+            .split("__")
+            .filter(|key| !key.as_str().ends_with("_file")),
+    );
+    for (name, path) in std::env::vars() {
+        let Some(key) = name
+            .strip_prefix(ENV_PREFIX)
+            .and_then(|rest| rest.strip_suffix("_FILE"))
+        else {
+            continue;
+        };
+        let key = key.to_ascii_lowercase().replace("__", ".");
+        let content = std::fs::read_to_string(&path).map_err(|error| {
+            Box::new(figment::Error::from(format!(
+                "{name}: cannot read {path}: {error}"
+            )))
+        })?;
+        let value = content.strip_suffix('\n').unwrap_or(&content).to_owned();
+        figment = figment.merge(Serialized::default(&key, value));
+    }
+    figment.extract().map_err(Box::new)
 }
 
 /// Loads the configuration or prints every error and exits with status 78 (EX_CONFIG).
@@ -93,6 +113,20 @@ mod tests {
             jail.set_env("CRUXLOG_KAFKA__BROKERS", "b:1");
             let sample: Sample = load().map_err(|error| *error)?;
             assert_eq!(sample.kafka.brokers, "b:1");
+            jail.create_file("brokers.txt", "from-a-file:9092\n")?;
+            jail.set_env("CRUXLOG_KAFKA__BROKERS_FILE", "brokers.txt");
+            let sample: Sample = load().map_err(|error| *error)?;
+            assert_eq!(
+                sample.kafka.brokers, "from-a-file:9092",
+                "a _FILE variable wins, newline trimmed"
+            );
+            jail.set_env("CRUXLOG_KAFKA__BROKERS_FILE", "missing.txt");
+            let error = load::<Sample>().expect_err("unreadable file");
+            assert!(
+                error.to_string().contains("CRUXLOG_KAFKA__BROKERS_FILE"),
+                "{error}"
+            );
+            jail.set_env("CRUXLOG_KAFKA__BROKERS_FILE", "brokers.txt");
             jail.set_env("CRUXLOG_KAFKA__PARTITIONS", "many");
             let error = load::<Sample>().expect_err("not a number");
             assert!(error.to_string().contains("KAFKA.PARTITIONS"), "{error}");
