@@ -312,11 +312,23 @@ impl Runner {
                 // Everything received before this quiet moment has been committed.
                 self.last_positions
                     .extend(std::mem::take(&mut batch.positions));
-                if until_caught_up && self.caught_up().await? {
-                    return Ok(Stop::CaughtUp);
-                }
-                if !self.still_current().await? {
-                    return Ok(Stop::Retired);
+                // Idle checks that fail (database or broker briefly away) are retried, not
+                // fatal: nothing is in flight.
+                let checks = async {
+                    let caught_up = until_caught_up && self.caught_up().await?;
+                    anyhow::Ok((caught_up, self.still_current().await?))
+                };
+                match checks.await {
+                    Ok((true, _)) => return Ok(Stop::CaughtUp),
+                    Ok((false, false)) => return Ok(Stop::Retired),
+                    Ok((false, true)) => {}
+                    Err(error) => {
+                        tracing::warn!(error = %format!("{error:#}"), "idle check failed; retrying");
+                        tokio::select! {
+                            () = shutdown.cancelled() => return Ok(Stop::Shutdown),
+                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
+                    }
                 }
                 continue;
             }
