@@ -196,6 +196,22 @@ impl serde::Serializer for SymbolName {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_table_and_view_a_projection_creates_is_exposed() {
+        for projection in super::all() {
+            for line in projection.ddl().lines() {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                if let ["create", "table" | "view", name, ..] = words.as_slice() {
+                    assert!(
+                        projection.exposed().contains(name),
+                        "{}: {name} is created but not exposed as read.{name}",
+                        projection.name()
+                    );
+                }
+            }
+        }
+    }
+
     use cruxlog_schemas::events::{ClimbStyle, Discipline};
 
     use super::symbol;

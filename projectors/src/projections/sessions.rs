@@ -3,7 +3,7 @@
 
 use cruxlog_schemas::DomainEvent;
 use futures::future::BoxFuture;
-use sqlx::PgConnection;
+use sqlx::{Acquire as _, PgConnection};
 use uuid::Uuid;
 
 use cruxlog_schemas::events::AttemptResult;
@@ -128,7 +128,8 @@ impl Projection for Sessions {
     }
 
     fn version(&self) -> i32 {
-        2
+        // 3: attempts, videos and the progress views are exposed.
+        3
     }
 
     fn aggregate_types(&self) -> &'static [&'static str] {
@@ -145,6 +146,11 @@ impl Projection for Sessions {
             "warmup_plans",
             "analysis_failures",
             "user_stats",
+            "attempts",
+            "attempt_videos",
+            "grade_pyramid",
+            "weekly_volume",
+            "send_rate_by_style",
         ]
     }
 
@@ -392,39 +398,70 @@ async fn attempts_logged(connection: &mut PgConnection, run: &[&Applied]) -> sql
         c.notes.push(d.notes.as_ref().map(json).transpose()?);
         c.updated_at.push(applied.event.envelope.occurred_at);
     }
-    sqlx::query(
-        "insert into attempts (attempt_id, session_id, user_id, attempted_at, route_id, route_description,
-            grade_system, grade_label, difficulty, style, result, sent, falls, duration_ms, rpe, beta, notes,
-            updated_at)
-         select * from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[], $5::uuid[], $6::text[],
-            $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::bool[], $13::int[], $14::bigint[],
-            $15::int[], $16::jsonb[], $17::jsonb[], $18::timestamptz[])
-            as u(attempt_id)
-         -- An anti-join rather than `on conflict`: one writer per build, and it is cheaper.
-         where not exists (select 1 from attempts a where a.attempt_id = u.attempt_id)",
-    )
-    .bind(&c.attempt_id)
-    .bind(&c.session_id)
-    .bind(&c.user_id)
-    .bind(&c.attempted_at)
-    .bind(&c.route_id)
-    .bind(&c.route_description)
-    .bind(&c.grade_system)
-    .bind(&c.grade_label)
-    .bind(&c.difficulty)
-    .bind(&c.style)
-    .bind(&c.result)
-    .bind(&c.sent)
-    .bind(&c.falls)
-    .bind(&c.duration_ms)
-    .bind(&c.rpe)
-    .bind(&c.beta)
-    .bind(&c.notes)
-    .bind(&c.updated_at)
-    .execute(connection)
-    .await?;
+    // Plain insert first: new attempts are the rule. A replay meets the primary key; then the
+    // run is inserted again leaving out the attempts already there (a later correction keeps
+    // its details).
+    let mut savepoint = connection.begin().await?;
+    match insert_attempts(&mut savepoint, &c, false).await {
+        Ok(()) => savepoint.commit().await,
+        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("23505") => {
+            savepoint.rollback().await?;
+            insert_attempts(connection, &c, true).await
+        }
+        Err(error) => Err(error),
+    }
+}
+
+async fn insert_attempts(
+    connection: &mut PgConnection,
+    c: &AttemptColumns,
+    skip_existing: bool,
+) -> sqlx::Result<()> {
+    let sql = if skip_existing {
+        INSERT_ATTEMPTS_NEW
+    } else {
+        INSERT_ATTEMPTS
+    };
+    sqlx::query(sql)
+        .bind(&c.attempt_id)
+        .bind(&c.session_id)
+        .bind(&c.user_id)
+        .bind(&c.attempted_at)
+        .bind(&c.route_id)
+        .bind(&c.route_description)
+        .bind(&c.grade_system)
+        .bind(&c.grade_label)
+        .bind(&c.difficulty)
+        .bind(&c.style)
+        .bind(&c.result)
+        .bind(&c.sent)
+        .bind(&c.falls)
+        .bind(&c.duration_ms)
+        .bind(&c.rpe)
+        .bind(&c.beta)
+        .bind(&c.notes)
+        .bind(&c.updated_at)
+        .execute(connection)
+        .await?;
     Ok(())
 }
+
+const INSERT_ATTEMPTS: &str = "
+    insert into attempts (attempt_id, session_id, user_id, attempted_at, route_id, route_description,
+        grade_system, grade_label, difficulty, style, result, sent, falls, duration_ms, rpe, beta, notes,
+        updated_at)
+    select * from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[], $5::uuid[], $6::text[],
+        $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::bool[], $13::int[], $14::bigint[],
+        $15::int[], $16::jsonb[], $17::jsonb[], $18::timestamptz[])";
+
+const INSERT_ATTEMPTS_NEW: &str = "
+    insert into attempts (attempt_id, session_id, user_id, attempted_at, route_id, route_description,
+        grade_system, grade_label, difficulty, style, result, sent, falls, duration_ms, rpe, beta, notes,
+        updated_at)
+    select distinct on (attempt_id) * from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[],
+        $5::uuid[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::bool[],
+        $13::int[], $14::bigint[], $15::int[], $16::jsonb[], $17::jsonb[], $18::timestamptz[]) as u(attempt_id)
+    where not exists (select 1 from attempts a where a.attempt_id = u.attempt_id)";
 
 #[derive(Default)]
 struct AttemptColumns {
