@@ -121,13 +121,40 @@ pub async fn set_search_path(
 
 /// Makes `build` the live one: the old live build (if any) is retired and the `read` views
 /// are re-pointed, all in one transaction.
-pub async fn swap(db: &PgPool, projection: &dyn Projection, build: &Build) -> sqlx::Result<()> {
+///
+/// Readers must never see the projection go back in time, so the swap happens only if `build`
+/// has applied at least as much of every partition as the live build; otherwise it returns
+/// `false` and the caller catches up some more. Locking the live build's row waits for its
+/// batch in flight and holds the next one until the swap commits.
+pub async fn swap(db: &PgPool, projection: &dyn Projection, build: &Build) -> sqlx::Result<bool> {
     let mut tx = db.begin().await?;
     // Serialises swaps of one projection.
     sqlx::query("select pg_advisory_xact_lock(hashtext('cruxlog-swap:' || $1))")
         .bind(projection.name())
         .execute(&mut *tx)
         .await?;
+    let live: Option<i64> = sqlx::query_scalar(
+        "select build_id from cruxlog.projection_builds where projection = $1 and state = 'live' for update",
+    )
+    .bind(projection.name())
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(live) = live.filter(|live| *live != build.build_id) {
+        let behind: i64 = sqlx::query_scalar(
+            "select count(*) from cruxlog.projection_offsets old
+             left join cruxlog.projection_offsets new
+               on new.build_id = $2 and new.topic = old.topic and new.partition = old.partition
+             where old.build_id = $1 and old.next_offset > coalesce(new.next_offset, 0)",
+        )
+        .bind(live)
+        .bind(build.build_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if behind > 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+    }
     sqlx::query(
         "update cruxlog.projection_builds set state = 'retired', retired_at = now()
          where projection = $1 and state = 'live'",
@@ -148,7 +175,8 @@ pub async fn swap(db: &PgPool, projection: &dyn Projection, build: &Build) -> sq
         );
         sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *tx).await?;
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// Drops the schemas of retired builds.

@@ -49,19 +49,29 @@ pub async fn rebuild(
     let started = Instant::now();
     let mut events = 0u64;
     let progress = context.metrics.rebuild_progress.with_label_values(&[name]);
-    let stop = runner
-        .run(&context.config.kafka, shutdown, true, |_, outcome| {
-            let done = (outcome.applied + outcome.dead) as u64;
-            events += done;
-            bar.inc(done);
-            if total > 0 {
-                progress.set(events as f64 / total as f64);
+    let mut on_batch = |_: &crate::runner::Runner, outcome: crate::runner::BatchOutcome| {
+        let done = (outcome.applied + outcome.dead) as u64;
+        events += done;
+        bar.inc(done);
+        if total > 0 {
+            progress.set(events as f64 / total as f64);
+        }
+    };
+    // Caught up, but the live build may have moved on meanwhile: the swap refuses to go back in
+    // time, and the build catches up again.
+    let stop = loop {
+        match runner
+            .run(&context.config.kafka, shutdown, true, &mut on_batch)
+            .await?
+        {
+            Stop::CaughtUp if !builds::swap(&context.db, projection.as_ref(), &build).await? => {
+                continue;
             }
-        })
-        .await?;
+            stop => break stop,
+        }
+    };
     match stop {
         Stop::CaughtUp => {
-            builds::swap(&context.db, projection.as_ref(), &build).await?;
             progress.set(1.0);
             bar.finish_with_message(format!(
                 "rebuilt {name}: swapped in build {}",

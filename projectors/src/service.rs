@@ -251,7 +251,10 @@ async fn supervise(
             .await?
         {
             Stop::CaughtUp => {
-                builds::swap(&context.db, projection.as_ref(), &build).await?;
+                if !builds::swap(&context.db, projection.as_ref(), &build).await? {
+                    // The live build moved on meanwhile: catch up again, then retry.
+                    continue;
+                }
                 tracing::info!(
                     projection = name,
                     build = build.build_id,

@@ -129,3 +129,63 @@ async fn queries_keep_answering_through_a_rebuild_and_its_swap() {
         "only {queries} queries ran during the rebuild"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_never_moves_readers_back_in_time() {
+    use cruxlog_projectors::{projections::sessions::Sessions, store};
+
+    let harness = Harness::new().await;
+    cruxlog_projectors::service::ensure_live(&harness.db)
+        .await
+        .expect("read models");
+    let live = builds::live(&harness.db, "sessions")
+        .await
+        .expect("query")
+        .expect("live");
+    let behind = builds::create(&harness.db, &Sessions)
+        .await
+        .expect("new build");
+    let offsets =
+        |next: i64| store::Offsets::from([(("t.cruxlog.climbing_session".to_owned(), 0), next)]);
+    let advance = |build_id: i64, from: store::Offsets, to: store::Offsets| {
+        let db = harness.db.clone();
+        async move {
+            let mut tx = db.begin().await.expect("tx");
+            store::advance_offsets(&mut tx, build_id, &from, &to)
+                .await
+                .expect("advance");
+            tx.commit().await.expect("commit");
+        }
+    };
+    advance(live.build_id, store::Offsets::new(), offsets(10)).await;
+    advance(behind.build_id, store::Offsets::new(), offsets(5)).await;
+
+    assert!(
+        !builds::swap(&harness.db, &Sessions, &behind)
+            .await
+            .expect("swap"),
+        "5 < 10: refused"
+    );
+    assert_eq!(
+        builds::live(&harness.db, "sessions")
+            .await
+            .expect("query")
+            .map(|b| b.build_id),
+        Some(live.build_id)
+    );
+
+    advance(behind.build_id, offsets(5), offsets(10)).await;
+    assert!(
+        builds::swap(&harness.db, &Sessions, &behind)
+            .await
+            .expect("swap"),
+        "caught up: swapped"
+    );
+    assert_eq!(
+        builds::live(&harness.db, "sessions")
+            .await
+            .expect("query")
+            .map(|b| b.build_id),
+        Some(behind.build_id)
+    );
+}
