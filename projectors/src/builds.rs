@@ -2,7 +2,7 @@
 //! catches up, then `live` (the `read` views point at it), then `retired`. The swap is one
 //! transaction, so readers see the old tables or the new ones, never a mix.
 
-use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{Acquire as _, AssertSqlSafe, PgConnection, PgPool, Postgres, Transaction};
 
 use crate::projection::Projection;
 
@@ -179,26 +179,37 @@ pub async fn swap(db: &PgPool, projection: &dyn Projection, build: &Build) -> sq
     Ok(true)
 }
 
-/// Drops the schemas of retired builds.
+/// Drops the schemas of retired builds, and of builds left `building` that nobody runs (an
+/// interrupted `rebuild`; a running build holds its lock and is kept).
 pub async fn prune(db: &PgPool) -> sqlx::Result<Vec<String>> {
-    let retired: Vec<(i64, String)> = sqlx::query_as(
-        "select build_id, schema_name from cruxlog.projection_builds where state = 'retired'",
+    let candidates: Vec<(i64, String, String)> = sqlx::query_as(
+        "select build_id, schema_name, state from cruxlog.projection_builds
+         where state in ('retired', 'building') order by build_id",
     )
     .fetch_all(db)
     .await?;
     let mut dropped = Vec::new();
-    for (build_id, schema_name) in retired {
-        let mut tx = db.begin().await?;
+    for (build_id, schema_name, state) in candidates {
+        let mut connection = db.acquire().await?;
+        if state == "building" && !crate::store::try_lock(&mut connection, build_id).await? {
+            continue;
+        }
+        let mut tx = connection.begin().await?;
         sqlx::raw_sql(AssertSqlSafe(format!(
             "drop schema if exists {schema_name} cascade"
         )))
         .execute(&mut *tx)
         .await?;
-        sqlx::query("delete from cruxlog.projection_builds where build_id = $1")
-            .bind(build_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "delete from cruxlog.projection_builds where build_id = $1 and state <> 'live'",
+        )
+        .bind(build_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
+        if state == "building" {
+            crate::store::unlock(&mut connection, build_id).await?;
+        }
         dropped.push(schema_name);
     }
     Ok(dropped)

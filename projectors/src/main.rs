@@ -22,7 +22,7 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
-    /// List builds; `--prune` drops the tables of retired ones.
+    /// List builds; `--prune` drops the tables of retired builds and of abandoned ones.
     Builds {
         #[arg(long)]
         prune: bool,

@@ -155,3 +155,12 @@ pub async fn try_lock(connection: &mut PgConnection, build_id: i64) -> sqlx::Res
         .fetch_one(connection)
         .await
 }
+
+/// Releases a lock taken with [`try_lock`] on this connection.
+pub async fn unlock(connection: &mut PgConnection, build_id: i64) -> sqlx::Result<()> {
+    sqlx::query("select pg_advisory_unlock(hashtext('cruxlog-build'), $1::int)")
+        .bind(i32::try_from(build_id).unwrap_or(i32::MAX))
+        .execute(connection)
+        .await?;
+    Ok(())
+}

@@ -189,3 +189,55 @@ async fn a_swap_never_moves_readers_back_in_time() {
         Some(behind.build_id)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_drops_retired_and_abandoned_builds_and_keeps_running_ones() {
+    use cruxlog_projectors::{projections::sessions::Sessions, store};
+    use sqlx::Connection as _;
+
+    let harness = Harness::new().await;
+    cruxlog_projectors::service::ensure_live(&harness.db)
+        .await
+        .expect("read models");
+    let first = builds::live(&harness.db, "sessions")
+        .await
+        .expect("query")
+        .expect("live");
+    let second = builds::create(&harness.db, &Sessions).await.expect("build");
+    assert!(
+        builds::swap(&harness.db, &Sessions, &second)
+            .await
+            .expect("swap")
+    );
+    let abandoned = builds::create(&harness.db, &Sessions).await.expect("build");
+    let running = builds::create(&harness.db, &Sessions).await.expect("build");
+    let mut runner = sqlx::PgConnection::connect(&harness.env.database_url)
+        .await
+        .expect("connection");
+    assert!(
+        store::try_lock(&mut runner, running.build_id)
+            .await
+            .expect("lock")
+    );
+
+    let dropped = builds::prune(&harness.db).await.expect("prune");
+    assert_eq!(
+        dropped,
+        [first.schema_name.clone(), abandoned.schema_name.clone()]
+    );
+    let left: Vec<i64> = builds::all(&harness.db)
+        .await
+        .expect("builds")
+        .iter()
+        .map(|b| b.build_id)
+        .collect();
+    assert!(
+        left.contains(&second.build_id) && left.contains(&running.build_id),
+        "{left:?}"
+    );
+    assert_eq!(
+        harness.scalar("select count(*) from read.sessions").await,
+        0,
+        "the live views still answer"
+    );
+}
