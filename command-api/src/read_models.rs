@@ -116,6 +116,84 @@ pub async fn session(
     }))
 }
 
+/// One line of a session list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct SessionSummary {
+    pub session_id: Uuid,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub discipline: String,
+    pub indoor: bool,
+    pub location_name: Option<String>,
+    pub planned_minutes: Option<i32>,
+}
+
+/// Keyset position in a list ordered by `started_at desc, session_id desc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub started_at: DateTime<Utc>,
+    pub session_id: Uuid,
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}.{}",
+            self.started_at.timestamp_micros(),
+            self.session_id.simple()
+        )
+    }
+}
+
+impl Cursor {
+    pub fn parse(text: &str) -> Option<Self> {
+        let (micros, id) = text.split_once('.')?;
+        Some(Self {
+            started_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            session_id: Uuid::try_parse(id).ok()?,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionFilter {
+    pub owner: Uuid,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub discipline: Option<String>,
+    pub after: Option<Cursor>,
+    pub limit: i64,
+}
+
+/// The caller's sessions, newest first, one page.
+pub async fn sessions(
+    db: &PgPool,
+    filter: &SessionFilter,
+) -> Result<Vec<SessionSummary>, ApiError> {
+    sqlx::query_as(
+        "select session_id, started_at, ended_at, discipline, indoor, location_name, planned_minutes
+         from read.sessions
+         where user_id = $1
+           and ($2::timestamptz is null or started_at >= $2)
+           and ($3::timestamptz is null or started_at < $3)
+           and ($4::text is null or discipline = $4)
+           and ($5::timestamptz is null or (started_at, session_id) < ($5, $6))
+         order by started_at desc, session_id desc
+         limit $7",
+    )
+    .bind(filter.owner)
+    .bind(filter.from)
+    .bind(filter.to)
+    .bind(&filter.discipline)
+    .bind(filter.after.map(|c| c.started_at))
+    .bind(filter.after.map(|c| c.session_id))
+    .bind(filter.limit)
+    .fetch_all(db)
+    .await
+    .map_err(unavailable)
+}
+
 /// Waits until `projection` has applied the record at `position`, up to `bound`. Returns
 /// whether it caught up (R3).
 pub async fn wait_for(

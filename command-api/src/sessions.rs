@@ -35,7 +35,7 @@ pub const STALE_HEADER: &str = "x-cruxlog-stale";
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/sessions", post(start))
+        .route("/v1/sessions", post(start).get(list))
         .route("/v1/sessions/{session_id}", get(show))
 }
 
@@ -159,6 +159,76 @@ async fn start(
         headers.insert(POSITION_HEADER, token);
     }
     Ok(response)
+}
+
+/// Query of `GET /v1/sessions`: newest first, `limit` per page (1..=100, default 20), the
+/// next page from the `next` cursor of the previous one.
+#[derive(Debug, Deserialize)]
+struct ListParams {
+    limit: Option<i64>,
+    /// Only sessions started at or after this instant.
+    from: Option<DateTime<Utc>>,
+    /// Only sessions started before this instant.
+    to: Option<DateTime<Utc>>,
+    discipline: Option<String>,
+    /// Opaque cursor: the `next` value of the previous page.
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SessionPage {
+    pub sessions: Vec<read_models::SessionSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: std::result::Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<SessionPage>> {
+    let Query(params) =
+        params.map_err(|rejection| ApiError::invalid("(query)", rejection.body_text()))?;
+    let limit = params.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be between 1 and 100"));
+    }
+    if let Some(discipline) = &params.discipline
+        && Discipline::parse(discipline).is_none()
+    {
+        return Err(ApiError::invalid(
+            "discipline",
+            "must be one of boulder, sport, trad, top_rope, board",
+        ));
+    }
+    let cursor = match &params.cursor {
+        Some(cursor) => Some(
+            read_models::Cursor::parse(cursor)
+                .ok_or_else(|| ApiError::invalid("cursor", "not a cursor from a previous page"))?,
+        ),
+        None => None,
+    };
+    let filter = read_models::SessionFilter {
+        owner: caller.user_id,
+        from: params.from,
+        to: params.to,
+        discipline: params.discipline,
+        after: cursor,
+        limit,
+    };
+    let sessions = read_models::sessions(&state.db, &filter).await?;
+    let next = (sessions.len() as i64 == limit)
+        .then(|| {
+            sessions.last().map(|s| {
+                read_models::Cursor {
+                    started_at: s.started_at,
+                    session_id: s.session_id,
+                }
+                .to_string()
+            })
+        })
+        .flatten();
+    Ok(Json(SessionPage { sessions, next }))
 }
 
 #[derive(Debug, Deserialize)]

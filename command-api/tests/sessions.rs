@@ -240,3 +240,125 @@ async fn with_the_broker_unreachable_a_command_gets_503_and_retry_after_within_t
     );
     assert!(elapsed < Duration::from_millis(2_500), "took {elapsed:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn my_sessions_list_newest_first_in_pages_with_filters() {
+    let app = TestApp::full_stack().await;
+    let (me, stranger) = (app.token(Uuid::now_v7()), app.token(Uuid::now_v7()));
+    let now = chrono::Utc::now();
+    let mut last_position = String::new();
+    for i in 0..5i64 {
+        let discipline = if i % 2 == 0 { "boulder" } else { "sport" };
+        let started_at = (now - chrono::Duration::hours(i + 1)).to_rfc3339();
+        let body =
+            format!(r#"{{"discipline":"{discipline}","indoor":true,"started_at":"{started_at}"}}"#);
+        let created: Value = app
+            .post_session(&me, &body)
+            .await
+            .json()
+            .await
+            .expect("json");
+        last_position = created["position"].as_str().expect("position").to_owned();
+    }
+    assert_eq!(app.post_session(&stranger, VALID).await.status(), 201);
+    let list = |query: &'static str, token: String| {
+        let (client, base) = (app.client.clone(), app.base.clone());
+        let position = last_position.clone();
+        async move {
+            client
+                .get(format!("{base}/v1/sessions?{query}"))
+                .header("x-cruxlog-position", position)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("request")
+        }
+    };
+    // Wait for the projection, then page through.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page: Value = list("limit=100", me.clone())
+            .await
+            .json()
+            .await
+            .expect("json");
+        if page["sessions"].as_array().is_some_and(|s| s.len() == 5) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "sessions never listed: {page}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..4 {
+        let url = match &cursor {
+            Some(cursor) => format!("{}/v1/sessions?limit=2&cursor={cursor}", app.base),
+            None => format!("{}/v1/sessions?limit=2", app.base),
+        };
+        let page: Value = app
+            .client
+            .get(url)
+            .bearer_auth(&me)
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json");
+        for session in page["sessions"].as_array().expect("sessions") {
+            seen.push(
+                session["started_at"]
+                    .as_str()
+                    .expect("started_at")
+                    .to_owned(),
+            );
+        }
+        cursor = page["next"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 5, "every session once: {seen:?}");
+    let mut sorted = seen.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(seen, sorted, "newest first");
+
+    let sport: Value = list("discipline=sport", me.clone())
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(sport["sessions"].as_array().map(Vec::len), Some(2));
+    let theirs: Value = list("limit=100", stranger.clone())
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        theirs["sessions"].as_array().map(Vec::len),
+        Some(1),
+        "only the caller's own sessions"
+    );
+
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("discipline=ice", "discipline"),
+        ("cursor=nope", "cursor"),
+        ("limit=many", "(query)"),
+    ] {
+        let response = list(query, me.clone()).await;
+        assert_eq!(response.status(), 422, "{query}");
+        let problem: Value = response.json().await.expect("problem");
+        assert_eq!(problem["errors"][0]["field"], field, "{query}");
+    }
+    assert_eq!(
+        app.client
+            .get(format!("{}/v1/sessions", app.base))
+            .send()
+            .await
+            .expect("request")
+            .status(),
+        401
+    );
+}
