@@ -7,11 +7,7 @@
 //! data is re-applied event by event to find the poison, which goes to the dead-letter topic
 //! and parks its aggregate; anything else rolls back and is retried with back-off.
 
-use std::{
-    collections::HashSet,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use cruxlog_runtime::kafka::KafkaConfig;
@@ -54,8 +50,6 @@ pub struct Runner {
     linger: Duration,
     /// The offsets stored for this build, as this instance last read or wrote them.
     expected: Offsets,
-    /// Shared with the lag reporter.
-    pub progress: Arc<Mutex<Offsets>>,
     /// A batch that failed to commit, retried before anything new.
     pending: Option<Prefetched>,
     /// Receives and decodes the next batches while this one commits.
@@ -234,7 +228,6 @@ impl Runner {
             batch_size: context.config.projector.batch_size,
             linger: Duration::from_millis(context.config.projector.batch_linger_ms),
             expected: Offsets::new(),
-            progress: Arc::new(Mutex::new(Offsets::new())),
             pending: None,
             prefetch: None,
             last_positions: Offsets::new(),
@@ -277,7 +270,6 @@ impl Runner {
         self.consumer
             .assign(&assignment)
             .context("assigning partitions")?;
-        *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = self.expected.clone();
         self.prefetch = Some(Prefetch::start(
             self.consumer.clone(),
             self.batch_size,
@@ -410,12 +402,11 @@ impl Runner {
     /// Records behind the head, per partition (high watermark minus consumer position).
     pub async fn lag(&self) -> anyhow::Result<Vec<((String, i32), i64)>> {
         let consumer = self.consumer.clone();
-        let progress = self.progress.clone();
+        let stored = self.expected.clone();
         let positions = self.last_positions.clone();
         let lags =
             tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<((String, i32), i64)>> {
                 let assignment = consumer.assignment()?;
-                let stored = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 let mut lags = Vec::new();
                 for element in assignment.elements() {
                     let (topic, partition) = (element.topic().to_owned(), element.partition());
@@ -449,13 +440,15 @@ impl Runner {
         if builds::state_for_share(&mut tx, build_id).await? == "retired" {
             return Ok(Commit::Retired);
         }
-        builds::set_search_path(&mut tx, &self.build.schema_name).await?;
-        // The log is the truth and the offsets commit with the rows: a crash that loses the
-        // last few commits loses their offsets too, and they are simply applied again. So the
-        // batch need not wait for its WAL flush.
-        sqlx::raw_sql("set local synchronous_commit to off")
-            .execute(&mut *tx)
-            .await?;
+        // One round trip: the build's schema for unqualified names, and no wait for the WAL
+        // flush. The log is the truth and the offsets commit with the rows: a crash that loses
+        // the last few commits loses their offsets too, and they are simply applied again.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "set local search_path to {}, public; set local synchronous_commit to off",
+            self.build.schema_name
+        )))
+        .execute(&mut *tx)
+        .await?;
 
         // Sort out, in log order, what applies and what waits. Keys are aggregate ids.
         let batch = &prefetched.messages;
@@ -616,7 +609,6 @@ impl Runner {
             "batch committed"
         );
         self.expected = new.clone();
-        *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = new.clone();
     }
 }
 

@@ -26,21 +26,7 @@ pub fn encode<E: Event>(meta: &EventMeta, payload: &E) -> Result<Vec<u8>> {
     let payload_schema = catalogue.latest(E::NAME)?;
     let mut payload_bytes = Vec::with_capacity(512);
     payload_schema.write_into(&mut payload_bytes, payload)?;
-    let envelope = EnvelopeRef {
-        event_id: meta.event_id,
-        event_type: E::NAME,
-        schema_version: i32::try_from(payload_schema.version).unwrap_or(i32::MAX),
-        aggregate_type: E::AGGREGATE_TYPE,
-        aggregate_id: meta.aggregate_id,
-        aggregate_version: meta.aggregate_version,
-        occurred_at: meta.occurred_at.timestamp_micros(),
-        command_id: meta.command_id,
-        correlation_id: meta.correlation_id,
-        causation_id: meta.causation_id,
-        actor: &meta.actor,
-        traceparent: meta.traceparent.as_deref(),
-        payload: &payload_bytes,
-    };
+    let envelope = EnvelopeRef::new::<E>(meta, payload_schema.version, &payload_bytes);
     let envelope_schema = catalogue.latest(ENVELOPE_SCHEMA)?;
     let mut out = Vec::with_capacity(payload_bytes.len() + 256);
     if envelope_schema.version == 1 {
@@ -231,21 +217,7 @@ pub fn encode_generic<E: Event>(meta: &EventMeta, payload: &E) -> Result<Vec<u8>
     let catalogue = catalogue()?;
     let payload_schema = catalogue.latest(E::NAME)?;
     let payload_bytes = payload_schema.write(payload)?;
-    let envelope = EnvelopeRef {
-        event_id: meta.event_id,
-        event_type: E::NAME,
-        schema_version: i32::try_from(payload_schema.version).unwrap_or(i32::MAX),
-        aggregate_type: E::AGGREGATE_TYPE,
-        aggregate_id: meta.aggregate_id,
-        aggregate_version: meta.aggregate_version,
-        occurred_at: meta.occurred_at.timestamp_micros(),
-        command_id: meta.command_id,
-        correlation_id: meta.correlation_id,
-        causation_id: meta.causation_id,
-        actor: &meta.actor,
-        traceparent: meta.traceparent.as_deref(),
-        payload: &payload_bytes,
-    };
+    let envelope = EnvelopeRef::new::<E>(meta, payload_schema.version, &payload_bytes);
     catalogue.latest(ENVELOPE_SCHEMA)?.write(&envelope)
 }
 
@@ -266,6 +238,26 @@ struct EnvelopeRef<'a> {
     traceparent: Option<&'a str>,
     #[serde(with = "apache_avro::serde::slice")]
     payload: &'a [u8],
+}
+
+impl<'a> EnvelopeRef<'a> {
+    fn new<E: Event>(meta: &'a EventMeta, schema_version: u32, payload: &'a [u8]) -> Self {
+        Self {
+            event_id: meta.event_id,
+            event_type: E::NAME,
+            schema_version: i32::try_from(schema_version).unwrap_or(i32::MAX),
+            aggregate_type: E::AGGREGATE_TYPE,
+            aggregate_id: meta.aggregate_id,
+            aggregate_version: meta.aggregate_version,
+            occurred_at: meta.occurred_at.timestamp_micros(),
+            command_id: meta.command_id,
+            correlation_id: meta.correlation_id,
+            causation_id: meta.causation_id,
+            actor: &meta.actor,
+            traceparent: meta.traceparent.as_deref(),
+            payload,
+        }
+    }
 }
 
 /// Decodes a Kafka record value into its envelope and typed event.

@@ -15,9 +15,9 @@ pub mod identity;
 pub mod sessions;
 pub mod walls;
 
-use std::{mem::discriminant, sync::Arc};
+use std::sync::Arc;
 
-use crate::projection::{Applied, Projection};
+use crate::projection::Projection;
 
 /// The projections, in start order.
 pub fn all() -> Vec<Arc<dyn Projection>> {
@@ -33,12 +33,6 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
 
 pub fn by_name(name: &str) -> Option<Arc<dyn Projection>> {
     all().into_iter().find(|p| p.name() == name)
-}
-
-/// Splits a batch into runs of consecutive events of one type, so each run becomes one
-/// multi-row statement while the order between types is kept.
-pub fn runs(batch: &[Applied]) -> impl Iterator<Item = &[Applied]> {
-    batch.chunk_by(|a, b| discriminant(&a.event.event) == discriminant(&b.event.event))
 }
 
 /// A value as `jsonb` (nested lists of the events: steps, findings, plans).
