@@ -81,3 +81,72 @@ def test_module_entry_point() -> None:
         check=True,
     )
     assert json.loads(done.stdout)["total_minutes"] == 10
+
+
+def test_make_test_video_and_analyze(tmp_path: Path) -> None:
+    video = tmp_path / "climb.mp4"
+    code, out, err = _run(
+        [
+            "make-test-video",
+            str(video),
+            "--seconds",
+            "3",
+            "--width",
+            "480",
+            "--height",
+            "270",
+            "--rotate",
+            "90",
+        ]
+    )
+    assert (code, out, err) == (0, f"{video}\n", "")
+    from cruxlog_vision.video import probe
+
+    info = probe(video)
+    assert (info.codec, info.rotation_degrees, info.width, info.height) == ("h264", 90, 480, 270)
+    assert info.frames == 90
+
+    history = tmp_path / "history.json"
+    history.write_text(json.dumps([{"analysis_id": "h", "metrics": {"climb_duration_s": 50}}]))
+    code, out, err = _run(
+        ["analyze", str(video), "--out", str(tmp_path / "out"), "--history", str(history)]
+    )
+    assert code == 0, err
+    assert "pose" in err  # the progress bar
+    lines = out.splitlines()
+    assert "findings" in lines[0]
+    assert lines[1:] == [
+        f"annotated_video: {tmp_path / 'out' / 'annotated.mp4'}",
+        f"summary_image: {tmp_path / 'out' / 'summary.jpg'}",
+        f"analysis_json: {tmp_path / 'out' / 'analysis.json'}",
+    ]
+    document = json.loads((tmp_path / "out" / "analysis.json").read_text())
+    assert document["analysis_id"] == "climb.mp4"
+    assert document["video"]["rotation_degrees"] == 90
+    assert document["comparison"]["attempts"] == 1
+
+
+def test_analyze_bad_video_exits_2(tmp_path: Path) -> None:
+    video = tmp_path / "bad.mp4"
+    video.write_bytes(b"junk" * 100)
+    code, out, err = _run(["analyze", str(video), "--out", str(tmp_path / "o"), "--no-progress"])
+    assert (code, out) == (2, "")
+    assert "video.unreadable" in err
+
+
+def test_make_test_video_rejects_odd_sizes(tmp_path: Path) -> None:
+    code, _, err = _run(["make-test-video", str(tmp_path / "x.mp4"), "--width", "33"])
+    assert code == 2
+    assert "even" in err
+
+
+def test_installed_console_script_has_the_movement_commands() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "cruxlog_vision", "--help"],
+        capture_output=True,
+        env={"PYTHONPATH": str(SRC_DIR)},
+        timeout=30,
+        check=True,
+    )
+    assert b"analyze" in done.stdout
+    assert b"make-test-video" in done.stdout

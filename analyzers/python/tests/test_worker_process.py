@@ -17,7 +17,7 @@ from cruxlog_vision.warmup import Discipline as D
 from cruxlog_vision.warmup import WarmupParams, plan_warmup
 from tests.harness import SRC_DIR, Frame, WorkerProcess
 
-BASE_METHODS = ["ping", "warmup.plan", "shutdown"]
+BASE_METHODS = ["ping", "warmup.plan", "movement.analyze", "shutdown"]
 DEBUG_METHODS = ["debug.sleep", "debug.crash", "debug.raise", "debug.stdout"]
 
 

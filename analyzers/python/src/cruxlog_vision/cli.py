@@ -9,6 +9,9 @@ Subcommands:
   and payload) and write it re-encoded with the same schema versions to ``OUT_DIR/<same name>``.
 * ``events generate OUT_DIR [--seed N]``: write one random event of every event schema (newest
   version) in a random envelope to ``OUT_DIR/gen-<full.name>.bin``.
+* ``analyze VIDEO --out DIR``: movement analysis of a climbing video (see
+  :mod:`cruxlog_vision.cli_movement`): ``analysis.json``, ``annotated.mp4`` and ``summary.jpg``.
+* ``make-test-video OUT.mp4``: a synthetic H.264 clip of a person climbing a textured wall.
 * ``events fingerprints``: print every schema version as ``NAME<TAB>VERSION<TAB>FINGERPRINT<TAB>
   PARSING-CANONICAL-FORM``, the fingerprint as 0x-prefixed hex of the little-endian integer.
 
@@ -30,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from cruxlog_vision import __version__, events
+from cruxlog_vision import __version__, cli_movement, events
 from cruxlog_vision.protocol import PROTOCOL_VERSION, InvalidInputError
 from cruxlog_vision.warmup import WarmupPlan, parse_params, plan_warmup
 
@@ -92,6 +95,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "fingerprints",
         help="print name, version, fingerprint and canonical form of every schema (tab-separated)",
     )
+    cli_movement.add_parsers(sub)
     return parser
 
 
@@ -238,6 +242,10 @@ def run(
         return _warmup(args, in_, out, err)
     if args.command == "events":
         return _events(args, out, err)
+    if args.command == "analyze":
+        return cli_movement.run_analyze(args, out, err)
+    if args.command == "make-test-video":
+        return cli_movement.run_make_test_video(args, out, err)
     raise AssertionError(f"unhandled command {args.command!r}")  # pragma: no cover
 
 

@@ -190,11 +190,13 @@ def build_methods(*, debug: bool) -> dict[str, Handler]:
 
     Analyzer modules are imported here, i.e. after :func:`protect_stdout` has run.
     """
-    from cruxlog_vision import warmup
+    from cruxlog_vision import movement, warmup
 
+    analyzer = movement.MovementAnalyzer()  # loads the pose model on first use, then keeps it
     methods: dict[str, Handler] = {
         "ping": _ping,
         "warmup.plan": warmup.handle,
+        "movement.analyze": analyzer.handle,
         SHUTDOWN_METHOD: _shutdown,
     }
     if debug:

@@ -1,0 +1,137 @@
+"""Drawing the analysis onto frames: skeleton, hip trace, finding markers, metrics panel.
+
+Frames are RGB, so colours here are RGB tuples.  Errors are red, strengths green, each shown
+while its time window is on screen: a banner line at the top and a ring around the hips.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Final
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from cruxlog_vision.rules import Finding
+from cruxlog_vision.video import Frame
+
+FloatArray = npt.NDArray[np.float64]
+
+RED: Final = (230, 40, 40)
+GREEN: Final = (40, 200, 80)
+WHITE: Final = (255, 255, 255)
+BONE: Final = (255, 220, 90)
+JOINT: Final = (255, 255, 255)
+TRACE: Final = (0, 220, 255)
+MIN_VISIBILITY: Final = 0.5
+TRACE_S: Final = 4.0
+"""The hip trace shows the last few seconds."""
+
+SKELETON: Final = (
+    (11, 12), (11, 13), (13, 15), (12, 14), (14, 16), (11, 23), (12, 24), (23, 24),
+    (23, 25), (25, 27), (27, 31), (27, 29), (24, 26), (26, 28), (28, 32), (28, 30),
+    (15, 17), (15, 19), (16, 18), (16, 20), (0, 11), (0, 12),
+)  # fmt: skip
+
+
+def _scale(frame: Frame) -> float:
+    return max(frame.shape[:2]) / 1280.0
+
+
+def draw_skeleton(frame: Frame, keypoints: FloatArray) -> None:
+    """Bones and joints of one ``(33, 4)`` pose (pixels), visible points only."""
+    s = _scale(frame)
+    thick = max(1, round(3 * s))
+    ok = np.isfinite(keypoints[:, 0]) & (keypoints[:, 3] >= MIN_VISIBILITY)
+    pts = np.nan_to_num(keypoints[:, :2]).round().astype(int)
+    for a, b in SKELETON:
+        if ok[a] and ok[b]:
+            cv2.line(frame, tuple(pts[a]), tuple(pts[b]), BONE, thick, cv2.LINE_AA)
+    for i in np.flatnonzero(ok):
+        if i == 0 or i >= 11:
+            cv2.circle(frame, tuple(pts[i]), thick + 1, JOINT, -1, cv2.LINE_AA)
+
+
+def draw_trace(frame: Frame, points: FloatArray, colour: tuple[int, int, int] = TRACE) -> None:
+    """A polyline through the valid ``(N, 2)`` pixel points (gaps break the line)."""
+    thick = max(1, round(2 * _scale(frame)))
+    segment: list[list[int]] = []
+    for p in points:
+        if np.all(np.isfinite(p)):
+            segment.append([round(p[0]), round(p[1])])
+            continue
+        if len(segment) > 1:
+            cv2.polylines(frame, [np.array(segment)], False, colour, thick, cv2.LINE_AA)
+        segment = []
+    if len(segment) > 1:
+        cv2.polylines(frame, [np.array(segment)], False, colour, thick, cv2.LINE_AA)
+
+
+def _text(frame: Frame, text: str, org: tuple[int, int], colour: tuple[int, int, int]) -> None:
+    s = _scale(frame)
+    scale, thick = 0.55 * s, max(1, round(1.5 * s))
+    cv2.putText(
+        frame, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2, cv2.LINE_AA
+    )
+    cv2.putText(frame, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thick, cv2.LINE_AA)
+
+
+def _box(frame: Frame, x0: int, y0: int, x1: int, y1: int, alpha: float = 0.55) -> None:
+    x0, y0 = max(0, x0), max(0, y0)
+    x1, y1 = min(frame.shape[1], x1), min(frame.shape[0], y1)
+    if x1 > x0 and y1 > y0:
+        region = frame[y0:y1, x0:x1]
+        region[:] = (region * (1 - alpha)).astype(np.uint8)
+
+
+def draw_findings(frame: Frame, active: Sequence[Finding], hip: FloatArray | None) -> None:
+    """Banner lines for the active findings and a ring around the hips in their colour."""
+    s = _scale(frame)
+    line = round(24 * s)
+    width = frame.shape[1]
+    if active:
+        _box(frame, 0, 0, width, line * len(active) + round(8 * s))
+    for i, f in enumerate(active):
+        colour = RED if f.kind == "ERROR" else GREEN
+        label = f"{f.code}: {f.explanation}"
+        max_chars = int(width / (11 * s))
+        _text(frame, label[:max_chars], (round(8 * s), line * (i + 1)), colour)
+    if hip is not None and np.all(np.isfinite(hip)) and active:
+        colour = RED if any(f.kind == "ERROR" for f in active) else GREEN
+        centre = (round(hip[0]), round(hip[1]))
+        cv2.circle(frame, centre, round(28 * s), colour, max(2, round(4 * s)), cv2.LINE_AA)
+
+
+def draw_panel(frame: Frame, rows: Sequence[str]) -> None:
+    """A small metrics panel in the bottom-left corner."""
+    s = _scale(frame)
+    line = round(22 * s)
+    height = line * len(rows) + round(10 * s)
+    top = frame.shape[0] - height
+    _box(frame, 0, top, round(330 * s), frame.shape[0])
+    for i, row in enumerate(rows):
+        _text(frame, row, (round(8 * s), top + line * (i + 1)), WHITE)
+
+
+def panel_rows(t_s: float, metrics: dict[str, float], moves_so_far: int) -> list[str]:
+    rows = [f"t {t_s:5.1f} s   moves {moves_so_far}"]
+    for key, label in (
+        ("smoothness_ratio", "smoothness"),
+        ("geometric_entropy_nats", "path entropy"),
+        ("immobility_ratio", "still share"),
+        ("straight_arm_ratio_static", "straight arms (still)"),
+    ):
+        value = metrics.get(key)
+        rows.append(
+            f"{label} {value:.2f}" if value is not None and math.isfinite(value) else label + " -"
+        )
+    return rows
+
+
+def active_findings(findings: Sequence[Finding], t_ms: float) -> list[Finding]:
+    """The findings whose window contains ``t_ms``, errors first, at most four."""
+    on = [f for f in findings if f.start_ms <= t_ms <= f.end_ms]
+    on.sort(key=lambda f: (f.kind != "ERROR", -f.severity))
+    return on[:4]
