@@ -68,7 +68,7 @@ impl TokenKeys {
         )?)
     }
 
-    fn verify(&self, token: &str) -> Result<Actor, ApiError> {
+    pub(crate) fn verify(&self, token: &str) -> Result<Actor, ApiError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| ApiError::Unauthorized("invalid or expired access token"))?;
         let role = match data.claims.role.as_str() {

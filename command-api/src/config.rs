@@ -91,7 +91,20 @@ pub struct AuthConfig {
     pub allow_dev_secret: bool,
     pub audience: String,
     pub issuer: String,
+    /// HMAC key of the email index (`api.accounts`): lookups by email without storing it.
+    /// Same development-default rule as `jwt_secret`.
+    pub email_index_key: Secret,
+    /// Lifetime of access tokens; short, since they cannot be revoked.
+    pub access_ttl_seconds: i64,
+    /// Lifetime of refresh tokens; each use rotates them (reuse revokes the family).
+    pub refresh_ttl_seconds: i64,
+    /// Authentication attempts per client address: one more every `rate_period_ms`, up to
+    /// `rate_burst` at once. Answered 429 past it.
+    pub rate_period_ms: u64,
+    pub rate_burst: u32,
 }
+
+pub const DEV_EMAIL_INDEX_KEY: &str = "cruxlog-local-email-index-key-do-not-deploy";
 
 pub const DEV_JWT_SECRET: &str = "cruxlog-local-development-secret-do-not-deploy";
 
@@ -102,6 +115,11 @@ impl Default for AuthConfig {
             allow_dev_secret: false,
             audience: "cruxlog-app".into(),
             issuer: "cruxlog".into(),
+            email_index_key: Secret::new(DEV_EMAIL_INDEX_KEY),
+            access_ttl_seconds: 900,
+            refresh_ttl_seconds: 30 * 24 * 3600,
+            rate_period_ms: 2_000,
+            rate_burst: 10,
         }
     }
 }

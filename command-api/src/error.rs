@@ -29,6 +29,16 @@ pub enum ApiError {
     /// 404: nothing there, or not the caller's to see (the two are not told apart).
     #[error("not found")]
     NotFound,
+    /// 409: the command conflicts with the current state (taken email, stale version, a
+    /// retry of a request still running).
+    #[error("{0}")]
+    Conflict(String),
+    /// 422 (`Idempotency-Key` reused with another request): the key is bound to the first.
+    #[error("this Idempotency-Key was used for a different request")]
+    IdempotencyKeyReused,
+    /// 429 with `Retry-After`: too many attempts from this client.
+    #[error("too many requests; retry after {0} seconds")]
+    TooManyRequests(u64),
     /// 413: the body is over the limit.
     #[error("payload too large")]
     PayloadTooLarge,
@@ -75,6 +85,17 @@ impl ApiError {
             ),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Self::IdempotencyKeyReused => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency-Key reused",
+            ),
+            Self::TooManyRequests(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Too many requests",
+            ),
             Self::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
@@ -139,6 +160,9 @@ impl IntoResponse for ApiError {
         );
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Self::TooManyRequests(seconds) = &self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
         }
         response
     }

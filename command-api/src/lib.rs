@@ -10,16 +10,28 @@
 //! - [`append`]: appending events to Kafka.
 //! - [`position`]: read-your-writes position tokens.
 //! - [`read_models`]: queries on PostgreSQL.
+//! - [`command`]: envelope metadata and appends shared by every command.
+//! - [`idempotency`]: `Idempotency-Key` replays (W2).
+//! - [`identity`]: register, log in, refresh, log out, the first admin.
+//! - [`accounts`]: the API's own state (email index, refresh tokens) in the `api` schema.
+//! - [`passwords`]: Argon2id hashes and the keyed email index.
+//! - [`rate_limit`]: per-client limits on authentication.
 //! - [`sessions`]: the climbing-session resource.
 //! - [`metrics`]: Prometheus metrics and their middleware.
 
+pub mod accounts;
 pub mod append;
 pub mod auth;
+pub mod command;
 pub mod config;
 pub mod error;
+pub mod idempotency;
+pub mod identity;
 pub mod json;
 pub mod metrics;
+pub mod passwords;
 pub mod position;
+pub mod rate_limit;
 pub mod read_models;
 pub mod sessions;
 
@@ -32,7 +44,10 @@ use cruxlog_runtime::{
     telemetry::TraceParent,
 };
 use rdkafka::producer::{FutureProducer, Producer as _};
-use sqlx::{PgPool, postgres::PgPoolOptions};
+use sqlx::{
+    PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
@@ -53,8 +68,13 @@ pub struct AppState {
 pub fn app(state: AppState) -> Router {
     let max_body = state.config.http.max_body_bytes;
     Router::new()
+        .merge(identity::router(&state))
         .merge(sessions::router())
         .fallback(|| async { ApiError::NotFound })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::middleware,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -80,14 +100,14 @@ pub struct Application {
     state: AppState,
 }
 
-impl Application {
-    /// Binds the listeners (port 0 picks a free port) and creates the clients.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        if config.auth.jwt_secret.expose() == config::DEV_JWT_SECRET
-            && !config.auth.allow_dev_secret
-        {
+impl AppState {
+    /// Creates the clients (Kafka producer, database pool) and applies the API's migrations.
+    pub async fn connect(config: Config) -> anyhow::Result<Self> {
+        let dev_defaults = config.auth.jwt_secret.expose() == config::DEV_JWT_SECRET
+            || config.auth.email_index_key.expose() == config::DEV_EMAIL_INDEX_KEY;
+        if dev_defaults && !config.auth.allow_dev_secret {
             anyhow::bail!(
-                "CRUXLOG_AUTH__JWT_SECRET is the development default; set a secret or CRUXLOG_AUTH__ALLOW_DEV_SECRET=true"
+                "CRUXLOG_AUTH__JWT_SECRET or CRUXLOG_AUTH__EMAIL_INDEX_KEY is the development default; set secrets or CRUXLOG_AUTH__ALLOW_DEV_SECRET=true"
             );
         }
         let mut producer_config = config.kafka.producer();
@@ -98,23 +118,38 @@ impl Application {
         let producer: FutureProducer = producer_config
             .create()
             .context("creating the Kafka producer")?;
+        // `api` first: the API's own tables and its migration history live there.
+        let options: PgConnectOptions = config
+            .database
+            .url
+            .expose()
+            .parse::<PgConnectOptions>()
+            .context("parsing the database url")?
+            .options([("search_path", "api")]);
         let db = PgPoolOptions::new()
             .max_connections(config.database.max_connections)
             .acquire_timeout(Duration::from_secs(2))
-            .connect_lazy(config.database.url.expose())
-            .context("parsing the database url")?;
+            .connect_lazy_with(options);
+        migrate(&db).await?;
         let log = EventLog::new(
             producer,
             config.kafka.topics(),
             Duration::from_millis(config.http.append_timeout_ms),
         );
-        let state = AppState {
+        Ok(Self {
             keys: TokenKeys::new(&config.auth),
             metrics: Metrics::new().context("registering metrics")?,
             log,
             db,
             config: Arc::new(config),
-        };
+        })
+    }
+}
+
+impl Application {
+    /// Binds the listeners (port 0 picks a free port) and creates the clients.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let state = AppState::connect(config).await?;
         let http = TcpListener::bind(&state.config.http.addr)
             .await
             .context("binding the HTTP address")?;
@@ -141,12 +176,64 @@ impl Application {
         let state = self.state.clone();
         let readiness = move || readiness(state.clone());
         let admin_app = admin::router(self.state.metrics.registry.clone(), readiness);
-        let api = admin::serve(self.http, app(self.state.clone()), shutdown.clone());
+        let api = serve(self.http, app(self.state.clone()), shutdown.clone());
+        tokio::spawn(expire_idempotency_keys(
+            self.state.clone(),
+            shutdown.clone(),
+        ));
         let admin = admin::serve(self.admin, admin_app, shutdown.clone());
         let result = tokio::try_join!(api, admin);
         shutdown.cancel();
         self.state.log.producer().flush(Duration::from_secs(5)).ok();
         result.map(|_| ()).context("serving HTTP")
+    }
+}
+
+/// Forgets idempotency keys older than a day, every ten minutes.
+async fn expire_idempotency_keys(state: AppState, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = tick.tick() => {
+                if let Err(error) = idempotency::expire(&state).await {
+                    tracing::warn!(%error, "expiring idempotency keys failed");
+                }
+            }
+        }
+    }
+}
+
+/// Serves the API with each connection's peer address known (rate limits key on it).
+async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
+}
+
+/// Applies the API's migrations (`command-api/migrations`, schema `api`). The schema itself
+/// is created by the projectors' bootstrap migration, so at start-up this waits for it a
+/// little (about 30 s) rather than failing on an ordering of process starts.
+async fn migrate(db: &PgPool) -> anyhow::Result<()> {
+    let mut delay = Duration::from_millis(100);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match sqlx::migrate!("./migrations").run(db).await {
+            Ok(()) => return Ok(()),
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(%error, "api migrations not applied yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(error) => return Err(error).context("applying the api migrations"),
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! `cruxlog-command-api`: serve the REST API, or operator commands.
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use cruxlog_command_api::{Application, auth::TokenKeys, config::Config};
+use cruxlog_command_api::{AppState, Application, auth::TokenKeys, config::Config, identity};
 use cruxlog_runtime::{config, shutdown, telemetry};
 use cruxlog_schemas::ActorRole;
 use uuid::Uuid;
@@ -27,6 +28,16 @@ enum Command {
         admin: bool,
         #[arg(long, default_value_t = 3600)]
         ttl_seconds: i64,
+    },
+    /// Create an admin account: the only way to the first admin. The password is read from
+    /// `--password-file` or `CRUXLOG_ADMIN_PASSWORD`, never from the command line.
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "Admin")]
+        display_name: String,
+        #[arg(long)]
+        password_file: Option<std::path::PathBuf>,
     },
 }
 
@@ -57,6 +68,28 @@ async fn main() -> anyhow::Result<()> {
                 ttl_seconds,
             )?;
             println!("{token}");
+            Ok(())
+        }
+        Command::CreateAdmin {
+            email,
+            display_name,
+            password_file,
+        } => {
+            telemetry::init("command-api");
+            let password = match password_file {
+                Some(path) => std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_owned(),
+                None => std::env::var("CRUXLOG_ADMIN_PASSWORD")
+                    .context("set --password-file or CRUXLOG_ADMIN_PASSWORD")?,
+            };
+            let config: Config = config::load_or_exit();
+            let state = AppState::connect(config).await?;
+            let user_id = identity::create_admin(&state, email, password, display_name)
+                .await
+                .map_err(|error| anyhow::anyhow!("{error}"))?;
+            println!("{user_id}");
             Ok(())
         }
         Command::Serve => {

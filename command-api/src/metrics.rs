@@ -18,6 +18,8 @@ pub struct Metrics {
     pub request_seconds: HistogramVec,
     pub appended: IntCounterVec,
     pub append_failures: IntCounterVec,
+    pub logins: IntCounterVec,
+    pub idempotent_replays: IntCounterVec,
 }
 
 impl Metrics {
@@ -52,6 +54,22 @@ impl Metrics {
             ),
             &["event_type"],
         )?;
+        let logins = IntCounterVec::new(
+            Opts::new(
+                "cruxlog_auth_attempts_total",
+                "Log-ins and refreshes by outcome (ok, refused, reuse)",
+            ),
+            &["outcome"],
+        )?;
+        let idempotent_replays = IntCounterVec::new(
+            Opts::new(
+                "cruxlog_idempotent_replays_total",
+                "Requests answered from a stored Idempotency-Key response, by outcome",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(logins.clone()))?;
+        registry.register(Box::new(idempotent_replays.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(request_seconds.clone()))?;
         registry.register(Box::new(appended.clone()))?;
@@ -62,6 +80,8 @@ impl Metrics {
             request_seconds,
             appended,
             append_failures,
+            logins,
+            idempotent_replays,
         })
     }
 }

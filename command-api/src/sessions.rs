@@ -6,13 +6,12 @@ use std::time::Duration;
 use axum::{
     Json, Router,
     extract::{Path, Query, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use chrono::{DateTime, Utc};
 use cruxlog_schemas::{
-    EventMeta,
     envelope::truncate_to_micros,
     events::{Discipline, SessionStarted},
 };
@@ -22,6 +21,7 @@ use uuid::Uuid;
 use crate::{
     AppState,
     auth::Caller,
+    command::{self, Command},
     error::{ApiError, FieldError, Result},
     json::ValidJson,
     position::Position,
@@ -63,7 +63,12 @@ pub struct SessionCreated {
 
 impl StartSession {
     /// Checks every rule and reports every broken one.
-    fn validate(self, user_id: Uuid, now: DateTime<Utc>) -> Result<SessionStarted> {
+    fn validate(
+        self,
+        session_id: Uuid,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<SessionStarted> {
         let mut errors = Vec::new();
         let discipline = Discipline::parse(&self.discipline);
         if discipline.is_none() {
@@ -97,7 +102,7 @@ impl StartSession {
         }
         match discipline {
             Some(discipline) if errors.is_empty() => Ok(SessionStarted {
-                session_id: Uuid::now_v7(),
+                session_id,
                 user_id,
                 started_at: truncate_to_micros(started_at),
                 discipline,
@@ -116,49 +121,20 @@ async fn start(
     headers: HeaderMap,
     ValidJson(body): ValidJson<StartSession>,
 ) -> Result<Response> {
-    let event = body.validate(caller.user_id, Utc::now())?;
-    let trace = crate::traceparent_of(&headers);
-    let meta = EventMeta::new(event.session_id, 1, caller.actor.clone())
-        .with_command(Uuid::now_v7())
-        .with_traceparent(Some(trace.header()));
-    let position = state.log.append(&meta, &event).await.map_err(|error| {
-        tracing::warn!(%error, "append failed");
-        state
-            .metrics
-            .append_failures
-            .with_label_values(&["SessionStarted"])
-            .inc();
-        ApiError::LogUnavailable
-    })?;
-    state
-        .metrics
-        .appended
-        .with_label_values(&["SessionStarted"])
-        .inc();
-    tracing::info!(
-        session_id = %event.session_id,
-        trace_id = %trace.trace_id,
-        partition = position.partition,
-        offset = position.offset,
-        "session started"
-    );
-    let token = position.to_string();
-    let mut response = (
+    let command = Command::new(caller.actor.clone(), &headers);
+    let session_id = command.new_id("session");
+    let event = body.validate(session_id, caller.user_id, Utc::now())?;
+    let position = command::append(&state, &command, session_id, 1, &event).await?;
+    let response = (
         StatusCode::CREATED,
         Json(SessionCreated {
-            session_id: event.session_id,
-            position: token.clone(),
+            session_id,
+            position: position.to_string(),
         }),
     )
         .into_response();
-    let headers = response.headers_mut();
-    if let Ok(location) = HeaderValue::from_str(&format!("/v1/sessions/{}", event.session_id)) {
-        headers.insert(header::LOCATION, location);
-    }
-    if let Ok(token) = HeaderValue::from_str(&token) {
-        headers.insert(POSITION_HEADER, token);
-    }
-    Ok(response)
+    let location = format!("/v1/sessions/{session_id}");
+    Ok(command::with_position(response, &position, Some(&location)))
 }
 
 /// Query of `GET /v1/sessions`: newest first, `limit` per page (1..=100, default 20), the
@@ -291,7 +267,7 @@ mod tests {
     fn a_valid_body_becomes_a_session_started_event() {
         let user = Uuid::now_v7();
         let event = body(r#"{"discipline":"top_rope","indoor":false,"location_name":" Céüse ","planned_minutes":240}"#)
-            .validate(user, Utc::now())
+            .validate(Uuid::now_v7(), user, Utc::now())
             .expect("valid");
         assert_eq!(event.user_id, user);
         assert_eq!(event.discipline, Discipline::TopRope);
@@ -306,7 +282,7 @@ mod tests {
             r#"{{"discipline":"ice","indoor":true,"location_name":"","planned_minutes":0,"started_at":"{future}"}}"#
         );
         assert_eq!(
-            fields(body(&json).validate(Uuid::now_v7(), now)),
+            fields(body(&json).validate(Uuid::now_v7(), Uuid::now_v7(), now)),
             [
                 "discipline",
                 "location_name",

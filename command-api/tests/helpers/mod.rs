@@ -1,6 +1,9 @@
 //! Black-box helpers: the real services, in process, on port 0, against the real broker and
 //! database, with a database and topic prefix of their own per test.
 
+// Each test binary uses a subset of the helpers.
+#![allow(dead_code)]
+
 use std::time::Duration;
 
 use cruxlog_command_api::{Application, config::Config};
@@ -108,6 +111,37 @@ impl TestApp {
 
     pub(crate) fn sessions_topic(&self) -> String {
         self.env.kafka.topics().for_aggregate("climbing_session")
+    }
+
+    /// POSTs a JSON body, with a bearer token and extra headers when given.
+    pub(crate) async fn post_json(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub(crate) async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub(crate) async fn post_session(&self, token: &str, body: &str) -> reqwest::Response {
