@@ -7,10 +7,12 @@
 //! - [`telemetry`]: tracing subscriber (JSON or pretty) and W3C trace context helpers.
 //! - [`kafka`]: producer and consumer settings, idempotent topic creation.
 //! - [`admin`]: the admin server with metrics and health.
+//! - [`blobs`]: the content-addressed object store for video and image bytes (A5).
 //! - [`shutdown`]: one cancellation token for SIGINT/SIGTERM.
 //! - `testkit` (feature): a fresh database and topic prefix per test, on the real stack.
 
 pub mod admin;
+pub mod blobs;
 pub mod config;
 pub mod kafka;
 pub mod shutdown;
