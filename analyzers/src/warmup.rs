@@ -2,7 +2,7 @@
 //! the real path every later one (movement, holds, ghost, routines) follows.
 
 use cruxlog_schemas::events::{
-    AnalysisFailed, AnalyzerInfo, SessionStarted, WarmupPlanned, WarmupStep,
+    self, AnalysisFailed, AnalyzerInfo, SessionStarted, WarmupPlanned, WarmupStep,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -12,14 +12,9 @@ pub const NAME: &str = "warmup";
 pub const VERSION: i32 = 1;
 pub const METHOD: &str = "warmup.plan";
 
-/// Namespace of analysis ids, so one (input event, analyzer, version) has one id (A1).
-const ANALYSIS_NAMESPACE: Uuid = Uuid::from_u128(0x6d1c_0b0e_5c4f_4a8e_9d7e_1e0f_3b2a_c001);
-
-pub fn analysis_id(input_event_id: Uuid, analyzer: &str, version: i32) -> Uuid {
-    Uuid::new_v5(
-        &ANALYSIS_NAMESPACE,
-        format!("{input_event_id}/{analyzer}/{version}").as_bytes(),
-    )
+/// The warm-up's analysis id: one per (session started event, version) (A1).
+pub fn analysis_id(input_event_id: Uuid) -> Uuid {
+    events::analysis_id(input_event_id, NAME, Some(VERSION))
 }
 
 pub fn params(session: &SessionStarted) -> Value {
@@ -54,7 +49,7 @@ pub fn planned(
     let plan: Plan = serde_json::from_value(result)
         .map_err(|error| format!("malformed warm-up plan: {error}"))?;
     Ok(WarmupPlanned {
-        analysis_id: analysis_id(input_event_id, NAME, VERSION),
+        analysis_id: analysis_id(input_event_id),
         session_id: session.session_id,
         user_id: session.user_id,
         input_event_id,
@@ -78,7 +73,7 @@ pub fn planned(
 
 pub fn failed(session: &SessionStarted, input_event_id: Uuid, reason: String) -> AnalysisFailed {
     AnalysisFailed {
-        analysis_id: analysis_id(input_event_id, NAME, VERSION),
+        analysis_id: analysis_id(input_event_id),
         user_id: session.user_id,
         input_event_id,
         analyzer: AnalyzerInfo {
@@ -95,13 +90,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn analysis_ids_are_stable_per_input_and_version() {
-        let input = Uuid::now_v7();
-        assert_eq!(analysis_id(input, NAME, 1), analysis_id(input, NAME, 1));
-        assert_ne!(analysis_id(input, NAME, 1), analysis_id(input, NAME, 2));
-        assert_ne!(
-            analysis_id(input, NAME, 1),
-            analysis_id(Uuid::now_v7(), NAME, 1)
+    fn warmup_ids_are_the_ones_already_in_the_log() {
+        let input = Uuid::from_u128(0x0190_a0c4_6c1e_7d2a_9b1f_3f9e_2a8d_7c01);
+        // Computed by the code before the id function moved to `cruxlog-schemas`.
+        let namespace = Uuid::from_u128(0x6d1c_0b0e_5c4f_4a8e_9d7e_1e0f_3b2a_c001);
+        assert_eq!(
+            analysis_id(input),
+            Uuid::new_v5(&namespace, format!("{input}/warmup/1").as_bytes())
         );
+        assert_ne!(analysis_id(input), analysis_id(Uuid::now_v7()));
     }
 }

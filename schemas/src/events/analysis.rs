@@ -8,6 +8,20 @@ use uuid::Uuid;
 
 use super::{DetectedHold, Sealed, aggregate, events_of};
 
+/// Namespace of analysis ids (UUIDv5). Never change it: ids already in the log depend on it.
+const ANALYSIS_NAMESPACE: Uuid = Uuid::from_u128(0x6d1c_0b0e_5c4f_4a8e_9d7e_1e0f_3b2a_c001);
+
+/// The id of one analysis: the same (input event, analyzer, pinned version) always gives the
+/// same id, so a retried or replayed request is the same analysis (A1). `None` asks for the
+/// latest version and is a different analysis from any pinned one.
+pub fn analysis_id(input_event_id: Uuid, analyzer: &str, version: Option<i32>) -> Uuid {
+    let version = version.map_or_else(|| "latest".to_owned(), |v| v.to_string());
+    Uuid::new_v5(
+        &ANALYSIS_NAMESPACE,
+        format!("{input_event_id}/{analyzer}/{version}").as_bytes(),
+    )
+}
+
 /// Which analyzer produced a result, for replays through new versions (A2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnalyzerInfo {
@@ -164,6 +178,29 @@ pub struct AnalysisFailed {
     pub input_event_id: Uuid,
     pub analyzer: AnalyzerInfo,
     pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn analysis_ids_are_stable_and_pinned_versions_differ_from_latest() {
+        let input = Uuid::from_u128(0x0190_a0c4_6c1e_7d2a_9b1f_3f9e_2a8d_7c01);
+        // Ids already in the log: v5 of "<input>/warmup/1" in the fixed namespace.
+        assert_eq!(
+            analysis_id(input, "warmup", Some(1)),
+            Uuid::new_v5(&ANALYSIS_NAMESPACE, format!("{input}/warmup/1").as_bytes())
+        );
+        assert_ne!(
+            analysis_id(input, "movement", Some(1)),
+            analysis_id(input, "movement", None)
+        );
+        assert_ne!(
+            analysis_id(input, "movement", Some(1)),
+            analysis_id(input, "movement", Some(2))
+        );
+    }
 }
 
 events_of!(aggregate::ANALYSIS, "cruxlog.analysis":

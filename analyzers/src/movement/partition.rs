@@ -1,0 +1,286 @@
+//! One pipeline per partition of the analysis topic: its own consumer (assigned by hand, no
+//! group rebalances) and its own transactional producer (`<group>-<instance>-p<partition>`),
+//! so partitions run concurrently and a restarted instance fences its predecessor partition
+//! by partition. Requests of one partition are handled in order, one at a time.
+//!
+//! At most one result per analysis id (A1): a result is keyed by its analysis id, like the
+//! request, so it lands on the request's partition. Before handling anything the pipeline
+//! reads its partition from the beginning to the end and remembers every analysis id that has
+//! a result (`done`); it adds the ids it commits and the results it reads. A request whose id
+//! is done is skipped, also when it was delivered twice or arrives again after a restart.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use cruxlog_runtime::{kafka::KafkaConfig, telemetry::TraceParent};
+use cruxlog_schemas::{
+    Actor, DecodedEvent, DomainEvent, EventMeta,
+    envelope::Envelope,
+    events::{AnalysisCompleted, AnalysisFailed, Event as _},
+};
+use rdkafka::{
+    Message as _, Offset, TopicPartitionList,
+    consumer::{Consumer as _, StreamConsumer},
+    error::KafkaError,
+    message::OwnedMessage,
+    producer::{FutureProducer, Producer as _},
+};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+use uuid::Uuid;
+
+use super::{
+    NAME,
+    job::{JobContext, Outcome},
+};
+use crate::txn::{self, Record};
+
+/// What every partition pipeline of one deployment shares.
+pub struct Shared {
+    pub kafka: KafkaConfig,
+    pub topic: String,
+    pub dead_letter_topic: String,
+    pub group: String,
+    pub instance_id: String,
+    pub job: Arc<JobContext>,
+}
+
+pub struct Pipeline {
+    shared: Arc<Shared>,
+    partition: i32,
+    consumer: StreamConsumer,
+    producer: FutureProducer,
+    done: HashSet<Uuid>,
+}
+
+impl Pipeline {
+    /// Creates the clients and fences the previous owner of this partition (its open
+    /// transaction is aborted, so its half-done result never becomes visible).
+    pub async fn start(shared: Arc<Shared>, partition: i32) -> anyhow::Result<Self> {
+        let consumer: StreamConsumer = shared
+            .kafka
+            .consumer(&shared.group)
+            .set("enable.partition.eof", "true")
+            .create()
+            .context("creating the consumer")?;
+        let producer: FutureProducer = shared
+            .kafka
+            .producer()
+            .set(
+                "transactional.id",
+                format!("{}-{}-p{partition}", shared.group, shared.instance_id),
+            )
+            .create()
+            .context("creating the producer")?;
+        let init = producer.clone();
+        tokio::task::spawn_blocking(move || init.init_transactions(Duration::from_secs(30)))
+            .await?
+            .context("initialising Kafka transactions")?;
+        Ok(Self {
+            shared,
+            partition,
+            consumer,
+            producer,
+            done: HashSet::new(),
+        })
+    }
+
+    pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Some(scanned) = self.learn_done(&shutdown).await? else {
+            return Ok(());
+        };
+        tracing::info!(
+            partition = self.partition,
+            scanned,
+            done = self.done.len(),
+            "partition ready"
+        );
+        self.assign(Offset::Stored)?;
+        loop {
+            let received = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                received = self.consumer.recv() => received,
+            };
+            let message = match received {
+                Ok(message) => message.detach(),
+                Err(KafkaError::PartitionEOF(_)) => continue,
+                Err(error) => {
+                    tracing::warn!(%error, partition = self.partition, "kafka receive error");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            if !self.handle(message, &shutdown).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    fn assign(&self, offset: Offset) -> anyhow::Result<()> {
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(&self.shared.topic, self.partition, offset)?;
+        self.consumer.assign(&assignment)?;
+        Ok(())
+    }
+
+    /// Reads the partition from its start to its end and records the ids of results; returns
+    /// how many records it read, or `None` on shutdown.
+    async fn learn_done(&mut self, shutdown: &CancellationToken) -> anyhow::Result<Option<u64>> {
+        self.assign(Offset::Beginning)?;
+        let mut scanned = 0;
+        loop {
+            let received = tokio::select! {
+                () = shutdown.cancelled() => return Ok(None),
+                received = self.consumer.recv() => received,
+            };
+            match received {
+                Ok(message) => {
+                    scanned += 1;
+                    if let Some(id) = result_id(message.payload().unwrap_or_default()) {
+                        self.done.insert(id);
+                    }
+                }
+                Err(KafkaError::PartitionEOF(_)) => return Ok(Some(scanned)),
+                Err(error) => {
+                    tracing::warn!(%error, "kafka receive error while scanning");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    /// Handles one record; false on shutdown mid-job.
+    async fn handle(
+        &mut self,
+        message: OwnedMessage,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<bool> {
+        let decoded = match cruxlog_schemas::decode(message.payload().unwrap_or_default()) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                tracing::warn!(offset = message.offset(), %error, "undecodable record dead-lettered");
+                let letter = self.dead_letter(&message, &format!("undecodable: {error}"));
+                self.commit(vec![letter], &message, shutdown).await?;
+                self.shared.job.metrics.job(NAME, "dead_lettered");
+                return Ok(true);
+            }
+        };
+        let request = match &decoded.event {
+            DomainEvent::AnalysisCompleted(AnalysisCompleted { analysis_id, .. })
+            | DomainEvent::AnalysisFailed(AnalysisFailed { analysis_id, .. }) => {
+                self.done.insert(*analysis_id);
+                return Ok(true);
+            }
+            DomainEvent::AnalysisRequested(request)
+                if super::takes(request, self.shared.job.settings.version) =>
+            {
+                request
+            }
+            _ => return Ok(true),
+        };
+        if self.done.contains(&request.analysis_id) {
+            tracing::info!(analysis_id = %request.analysis_id, offset = message.offset(), "duplicate request skipped");
+            self.shared.job.metrics.job(NAME, "duplicate");
+            return Ok(true);
+        }
+        let span = job_span(&decoded, &message);
+        let Some(outcome) = self
+            .shared
+            .job
+            .run(request, shutdown)
+            .instrument(span.clone())
+            .await
+        else {
+            return Ok(false);
+        };
+        let records = self.records(outcome, &decoded.envelope, &message)?;
+        self.commit(records, &message, shutdown)
+            .instrument(span)
+            .await?;
+        self.done.insert(request.analysis_id);
+        Ok(true)
+    }
+
+    fn records(
+        &self,
+        outcome: Outcome,
+        cause: &Envelope,
+        message: &OwnedMessage,
+    ) -> anyhow::Result<Vec<Record>> {
+        let meta =
+            |id| EventMeta::new(id, cause.aggregate_version + 1, Actor::system()).caused_by(cause);
+        let metrics = &self.shared.job.metrics;
+        Ok(match outcome {
+            Outcome::Completed(event) => {
+                metrics.job(NAME, "completed");
+                metrics
+                    .results
+                    .with_label_values(&[NAME, "completed"])
+                    .inc();
+                vec![Record::event(
+                    &self.shared.topic,
+                    &meta(event.analysis_id),
+                    event.as_ref(),
+                )?]
+            }
+            Outcome::Failed(event) => {
+                tracing::warn!(reason = %event.reason, "analysis failed for good; dead-lettered");
+                metrics.job(NAME, "failed");
+                metrics.results.with_label_values(&[NAME, "failed"]).inc();
+                vec![
+                    Record::event(&self.shared.topic, &meta(event.analysis_id), &event)?,
+                    self.dead_letter(message, &event.reason),
+                ]
+            }
+        })
+    }
+
+    fn dead_letter(&self, message: &OwnedMessage, reason: &str) -> Record {
+        let consumer = format!("analyzer-{NAME}");
+        Record::dead_letter(&self.shared.dead_letter_topic, &consumer, message, reason)
+    }
+
+    async fn commit(
+        &self,
+        records: Vec<Record>,
+        message: &OwnedMessage,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let group = self
+            .consumer
+            .group_metadata()
+            .context("no consumer group metadata")?;
+        let position = (message.topic(), message.partition(), message.offset() + 1);
+        txn::commit(&self.producer, records, position, group, shutdown).await?;
+        Ok(())
+    }
+}
+
+/// The analysis id of a result record (the aggregate id of `AnalysisCompleted` or
+/// `AnalysisFailed`), read from the envelope alone.
+fn result_id(payload: &[u8]) -> Option<Uuid> {
+    let envelope = cruxlog_schemas::codec::decode_envelope(payload).ok()?;
+    let is_result = envelope.event_type == AnalysisCompleted::NAME
+        || envelope.event_type == AnalysisFailed::NAME;
+    is_result.then_some(envelope.aggregate_id)
+}
+
+fn job_span(decoded: &DecodedEvent, message: &OwnedMessage) -> tracing::Span {
+    let trace_id = decoded
+        .envelope
+        .traceparent
+        .as_deref()
+        .and_then(TraceParent::parse)
+        .map(|t| t.trace_id);
+    tracing::info_span!(
+        "analyze",
+        analyzer = NAME,
+        event_type = decoded.event.name(),
+        event_id = %decoded.envelope.event_id,
+        aggregate_id = %decoded.envelope.aggregate_id,
+        trace_id = trace_id.as_deref().unwrap_or_default(),
+        topic = message.topic(),
+        partition = message.partition(),
+        offset = message.offset(),
+    )
+}
