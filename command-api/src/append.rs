@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cruxlog_schemas::{Event, EventMeta, topics::Topics};
+use cruxlog_schemas::{DomainEvent, Event, EventMeta, topics::Topics};
 use rdkafka::{
     message::{Header, OwnedHeaders},
     producer::{FutureProducer, FutureRecord},
@@ -48,13 +48,38 @@ impl EventLog {
         event: &E,
     ) -> Result<Position, AppendError> {
         let value = cruxlog_schemas::encode(meta, event)?;
-        let topic = self.topics.for_aggregate(E::AGGREGATE_TYPE);
+        self.send(meta, E::NAME, E::AGGREGATE_TYPE, &value).await
+    }
+
+    /// [`EventLog::append`] for an event known by its sum type.
+    pub async fn append_domain(
+        &self,
+        meta: &EventMeta,
+        event: &DomainEvent,
+    ) -> Result<Position, AppendError> {
+        let value = event.encode(meta)?;
+        self.send(meta, event.name(), event.aggregate_type(), &value)
+            .await
+    }
+
+    pub fn topics(&self) -> &Topics {
+        &self.topics
+    }
+
+    async fn send(
+        &self,
+        meta: &EventMeta,
+        event_type: &str,
+        aggregate_type: &str,
+        value: &[u8],
+    ) -> Result<Position, AppendError> {
+        let topic = self.topics.for_aggregate(aggregate_type);
         let key = meta.aggregate_id.to_string();
         let event_id = meta.event_id.to_string();
         let mut headers = OwnedHeaders::new()
             .insert(Header {
                 key: "event_type",
-                value: Some(E::NAME),
+                value: Some(event_type),
             })
             .insert(Header {
                 key: "event_id",
@@ -68,7 +93,7 @@ impl EventLog {
         }
         let record = FutureRecord::to(&topic)
             .key(&key)
-            .payload(&value)
+            .payload(value)
             .headers(headers);
         let delivery = self.producer.send(record, self.timeout);
         match tokio::time::timeout(self.timeout + Duration::from_millis(250), delivery).await {

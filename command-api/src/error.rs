@@ -33,6 +33,12 @@ pub enum ApiError {
     /// retry of a request still running).
     #[error("{0}")]
     Conflict(String),
+    /// 409: `If-Match` named another version than the aggregate's current one (W3).
+    #[error("the resource is at version {current}, not {expected}; reload it and retry")]
+    VersionConflict { expected: i64, current: i64 },
+    /// 428: a change to this resource needs `If-Match`.
+    #[error("If-Match with the resource's ETag is required")]
+    PreconditionRequired,
     /// 422 (`Idempotency-Key` reused with another request): the key is bound to the first.
     #[error("this Idempotency-Key was used for a different request")]
     IdempotencyKeyReused,
@@ -86,6 +92,14 @@ impl ApiError {
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Self::VersionConflict { .. } => {
+                (StatusCode::CONFLICT, "version-conflict", "Version conflict")
+            }
+            Self::PreconditionRequired => (
+                StatusCode::PRECONDITION_REQUIRED,
+                "precondition-required",
+                "Precondition required",
+            ),
             Self::IdempotencyKeyReused => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency-key-reused",

@@ -17,23 +17,33 @@
 //! - [`passwords`]: Argon2id hashes and the keyed email index.
 //! - [`rate_limit`]: per-client limits on authentication.
 //! - [`sessions`]: the climbing-session resource.
+//! - [`attempts`]: commands on a session: attempts, end.
+//! - [`uploads`]: videos and photos streamed to the object store, checked from their bytes.
+//! - [`domain`]: the session aggregate's decisions, pure.
+//! - [`writer`]: optimistic concurrency on Kafka through aggregate heads (W3).
+//! - [`log_scan`]: reading the log back to settle an append whose writer died.
 //! - [`metrics`]: Prometheus metrics and their middleware.
 
 pub mod accounts;
 pub mod append;
+pub mod attempts;
 pub mod auth;
 pub mod command;
 pub mod config;
+pub mod domain;
 pub mod error;
 pub mod idempotency;
 pub mod identity;
 pub mod json;
+pub mod log_scan;
 pub mod metrics;
 pub mod passwords;
 pub mod position;
 pub mod rate_limit;
 pub mod read_models;
 pub mod sessions;
+pub mod uploads;
+pub mod writer;
 
 use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -70,6 +80,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(identity::router(&state))
         .merge(sessions::router())
+        .merge(attempts::router())
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -13,19 +13,21 @@ use axum::{
 use chrono::{DateTime, Utc};
 use cruxlog_schemas::{
     envelope::truncate_to_micros,
-    events::{Discipline, SessionStarted},
+    events::{Discipline, SessionStarted, aggregate},
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    AppState,
+    AppState, attempts,
     auth::Caller,
     command::{self, Command},
+    domain,
     error::{ApiError, FieldError, Result},
     json::ValidJson,
     position::Position,
     read_models::{self, SessionView},
+    writer,
 };
 
 /// The projection that serves these queries (see `projectors/`).
@@ -124,8 +126,20 @@ async fn start(
     let command = Command::new(caller.actor.clone(), &headers);
     let session_id = command.new_id("session");
     let event = body.validate(session_id, caller.user_id, Utc::now())?;
-    let position = command::append(&state, &command, session_id, 1, &event).await?;
-    let response = (
+    let written = writer::execute(
+        &state,
+        &command,
+        aggregate::CLIMBING_SESSION,
+        session_id,
+        None,
+        |s| domain::start(s, &event),
+    )
+    .await?;
+    let position = written
+        .position
+        .clone()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a started session has a position")))?;
+    let mut response = (
         StatusCode::CREATED,
         Json(SessionCreated {
             session_id,
@@ -133,6 +147,9 @@ async fn start(
         }),
     )
         .into_response();
+    response
+        .headers_mut()
+        .insert(axum::http::header::ETAG, attempts::etag(written.version));
     let location = format!("/v1/sessions/{session_id}");
     Ok(command::with_position(response, &position, Some(&location)))
 }
@@ -239,7 +256,11 @@ async fn show(
     let session: SessionView = read_models::session(&state.db, session_id, caller.user_id)
         .await?
         .ok_or(ApiError::NotFound)?;
+    let version = writer::version_of(&state, session_id).await?;
     let mut response = Json(session).into_response();
+    response
+        .headers_mut()
+        .insert(axum::http::header::ETAG, attempts::etag(version));
     if !caught_up {
         response
             .headers_mut()

@@ -114,6 +114,12 @@ macro_rules! domain_events {
             }
         }
 
+        $(impl From<$event> for DomainEvent {
+            fn from(event: $event) -> Self {
+                Self::$event(event)
+            }
+        })+
+
         /// Decodes a payload whose schema is named `event_type`.
         pub(crate) fn decode_named(event_type: &str, bytes: &[u8]) -> crate::Result<DomainEvent> {
             match event_type {

@@ -1,0 +1,303 @@
+//! Optimistic concurrency on Kafka (W3, ADR 0009). Kafka cannot append "only if the stream
+//! is at version N", so every command on an existing aggregate goes through its head row in
+//! `api.aggregate_heads`, shared by all API instances:
+//!
+//! 1. lock the head (`for update`); a head with an append pending waits for it, or, when its
+//!    writer died, is settled from the log ([`crate::log_scan`]);
+//! 2. compare `If-Match` with the head's version (409 on mismatch), run the pure decision;
+//! 3. mark the new version pending and commit, so the lock is not held during the append;
+//! 4. append to Kafka (W1), then move the head and clear the pending mark.
+//!
+//! Two instances can therefore never both append version N + 1: the second one sees the
+//! first one's pending mark or its new version.
+
+use std::time::Duration;
+
+use cruxlog_schemas::DomainEvent;
+use serde::{Serialize, de::DeserializeOwned};
+use sqlx::Row as _;
+use uuid::Uuid;
+
+use crate::{
+    AppState, accounts::db_error, command::Command, error::ApiError, log_scan, position::Position,
+};
+
+/// The head after a command: its new version and where its last event went.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub version: i64,
+    /// Where the last event went; for a command that appended nothing, the head's last one.
+    pub position: Option<Position>,
+    pub event_ids: Vec<Uuid>,
+}
+
+/// One event the decision logic wants appended, with its envelope's event id chosen up front
+/// so the state can remember it (e.g. the event a later analysis request names).
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_id: Uuid,
+    pub event: DomainEvent,
+}
+
+impl NewEvent {
+    pub fn new(event: impl Into<DomainEvent>) -> Self {
+        Self {
+            event_id: Uuid::now_v7(),
+            event: event.into(),
+        }
+    }
+}
+
+/// What the decision logic returns: the events to append (none: nothing to do, e.g. a
+/// repeated command) and the state after them.
+pub type Decision<S> = Result<(Vec<NewEvent>, S), ApiError>;
+
+/// The current version of an aggregate the API writes (0 when unknown), for `ETag`s.
+pub async fn version_of(state: &AppState, aggregate_id: Uuid) -> Result<i64, ApiError> {
+    let version: Option<i64> =
+        sqlx::query_scalar("select version from api.aggregate_heads where aggregate_id = $1")
+            .bind(aggregate_id)
+            .fetch_optional(&state.db)
+            .await
+            .map_err(db_error)?;
+    Ok(version.unwrap_or(0))
+}
+
+/// Runs `decide` against the aggregate's current state and appends what it decides.
+/// `decide` gets `None` for an aggregate that does not exist yet.
+pub async fn execute<S, F>(
+    state: &AppState,
+    command: &Command,
+    aggregate_type: &'static str,
+    aggregate_id: Uuid,
+    expected: Option<i64>,
+    decide: F,
+) -> Result<Written, ApiError>
+where
+    S: Serialize + DeserializeOwned,
+    F: Fn(Option<S>) -> Decision<S>,
+{
+    let (base, events) = reserve(state, aggregate_type, aggregate_id, expected, decide).await?;
+    if events.is_empty() {
+        return Ok(Written {
+            version: base,
+            position: last_position(state, aggregate_id).await?,
+            event_ids: Vec::new(),
+        });
+    }
+    let mut position = None;
+    for (index, new) in events.iter().enumerate() {
+        let mut meta = command.meta(aggregate_id, base + 1 + index as i64);
+        meta.event_id = new.event_id;
+        match state.log.append_domain(&meta, &new.event).await {
+            Ok(appended) => {
+                state
+                    .metrics
+                    .appended
+                    .with_label_values(&[new.event.name()])
+                    .inc();
+                position = Some(appended);
+            }
+            Err(error) => {
+                tracing::warn!(%error, event_type = new.event.name(), "append failed");
+                state
+                    .metrics
+                    .append_failures
+                    .with_label_values(&[new.event.name()])
+                    .inc();
+                // Kafka may still have it ("possibly persisted"): leave the pending mark and
+                // let the next writer settle it from the log, now rather than after a wait.
+                expire_pending(state, aggregate_id).await;
+                return Err(ApiError::LogUnavailable);
+            }
+        }
+    }
+    let version = base + events.len() as i64;
+    sqlx::query(
+        "update api.aggregate_heads
+            set version = pending_version, state = pending_state, pending_version = null,
+                pending_state = null, pending_since = null, last_position = $3,
+                updated_at = now()
+          where aggregate_id = $1 and pending_version = $2",
+    )
+    .bind(aggregate_id)
+    .bind(version)
+    .bind(position.as_ref().map(ToString::to_string))
+    .execute(&state.db)
+    .await
+    .map_err(db_error)?;
+    Ok(Written {
+        version,
+        position,
+        event_ids: events.iter().map(|new| new.event_id).collect(),
+    })
+}
+
+async fn last_position(state: &AppState, aggregate_id: Uuid) -> Result<Option<Position>, ApiError> {
+    let token: Option<Option<String>> =
+        sqlx::query_scalar("select last_position from api.aggregate_heads where aggregate_id = $1")
+            .bind(aggregate_id)
+            .fetch_optional(&state.db)
+            .await
+            .map_err(db_error)?;
+    Ok(token.flatten().as_deref().and_then(Position::parse))
+}
+
+/// Steps 1–3: returns the version the new events follow and the events.
+async fn reserve<S, F>(
+    state: &AppState,
+    aggregate_type: &'static str,
+    aggregate_id: Uuid,
+    expected: Option<i64>,
+    decide: F,
+) -> Result<(i64, Vec<NewEvent>), ApiError>
+where
+    S: Serialize + DeserializeOwned,
+    F: Fn(Option<S>) -> Decision<S>,
+{
+    let deadline = tokio::time::Instant::now() + settle_after(state) + Duration::from_secs(2);
+    loop {
+        let mut tx = state.db.begin().await.map_err(db_error)?;
+        let head = sqlx::query(
+            "select version, state, pending_version,
+                    pending_since < now() - make_interval(secs => $2) as stale
+               from api.aggregate_heads where aggregate_id = $1 for update",
+        )
+        .bind(aggregate_id)
+        .bind(settle_after(state).as_secs_f64())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let (mut version, mut current) = (0_i64, None::<serde_json::Value>);
+        if let Some(head) = &head {
+            version = head.try_get("version").map_err(db_error)?;
+            current = head.try_get("state").map_err(db_error)?;
+            let pending: Option<i64> = head.try_get("pending_version").map_err(db_error)?;
+            if pending.is_some() {
+                let stale: Option<bool> = head.try_get("stale").map_err(db_error)?;
+                if stale != Some(true) {
+                    drop(tx);
+                    if tokio::time::Instant::now() > deadline {
+                        return Err(ApiError::LogUnavailable);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+                (version, current) = settle(state, &mut tx, aggregate_id).await?;
+            }
+        }
+        if let Some(expected) = expected
+            && expected != version
+        {
+            return Err(ApiError::VersionConflict {
+                expected,
+                current: version,
+            });
+        }
+        let current: Option<S> = current
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|error| ApiError::Internal(error.into()))?;
+        let (events, next) = decide(current)?;
+        if events.is_empty() {
+            return Ok((version, events));
+        }
+        let next = serde_json::to_value(next).map_err(|error| ApiError::Internal(error.into()))?;
+        let pending = version + events.len() as i64;
+        let marked = sqlx::query(
+            "insert into api.aggregate_heads
+                    (aggregate_id, aggregate_type, version, pending_version, pending_state, pending_since)
+             values ($1, $2, $3, $4, $5, now())
+             on conflict (aggregate_id) do update
+                set pending_version = $4, pending_state = $5, pending_since = now()
+              where aggregate_heads.version = $3 and aggregate_heads.pending_version is null",
+        )
+        .bind(aggregate_id)
+        .bind(aggregate_type)
+        .bind(version)
+        .bind(pending)
+        .bind(&next)
+        .execute(&mut *tx)
+        .await;
+        match marked {
+            Ok(done) if done.rows_affected() == 1 => {
+                tx.commit().await.map_err(db_error)?;
+                return Ok((version, events));
+            }
+            // Created by someone else between our read and insert: start over.
+            Ok(_) => continue,
+            Err(error) => return Err(db_error(error)),
+        }
+    }
+}
+
+/// A pending append whose writer is gone: was it appended? Reads the log to find out and
+/// moves the head accordingly (in the caller's transaction, with the row locked).
+async fn settle(
+    state: &AppState,
+    tx: &mut sqlx::PgConnection,
+    aggregate_id: Uuid,
+) -> Result<(i64, Option<serde_json::Value>), ApiError> {
+    let row = sqlx::query(
+        "select aggregate_type, version, state, pending_version, pending_state, pending_since
+           from api.aggregate_heads where aggregate_id = $1",
+    )
+    .bind(aggregate_id)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    let aggregate_type: String = row.try_get("aggregate_type").map_err(db_error)?;
+    let version: i64 = row.try_get("version").map_err(db_error)?;
+    let pending: i64 = row.try_get("pending_version").map_err(db_error)?;
+    let since: chrono::DateTime<chrono::Utc> = row.try_get("pending_since").map_err(db_error)?;
+    let topic = state.log.topics().for_aggregate(&aggregate_type);
+    let found = log_scan::highest_version(
+        &state.config.kafka,
+        &topic,
+        aggregate_id,
+        since - chrono::Duration::seconds(10),
+    )
+    .await
+    .map_err(|error| {
+        tracing::warn!(%error, "settling a pending append from the log failed");
+        ApiError::LogUnavailable
+    })?;
+    let appended = found.is_some_and(|found| found >= pending);
+    tracing::info!(%aggregate_id, pending, appended, "settled a pending append from the log");
+    let (version, current) = if appended {
+        (pending, row.try_get("pending_state").map_err(db_error)?)
+    } else {
+        (version, row.try_get("state").map_err(db_error)?)
+    };
+    sqlx::query(
+        "update api.aggregate_heads
+            set version = $2, state = $3, pending_version = null, pending_state = null,
+                pending_since = null, updated_at = now()
+          where aggregate_id = $1",
+    )
+    .bind(aggregate_id)
+    .bind(version)
+    .bind(&current)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    Ok((version, current))
+}
+
+/// After a failed append the producer has given up on the record (its delivery timeout has
+/// passed), so the log can be read to settle it at once.
+async fn expire_pending(state: &AppState, aggregate_id: Uuid) {
+    let _ = sqlx::query(
+        "update api.aggregate_heads set pending_since = now() - interval '1 hour'
+          where aggregate_id = $1 and pending_version is not null",
+    )
+    .bind(aggregate_id)
+    .execute(&state.db)
+    .await;
+}
+
+/// How old a pending mark must be before another writer settles it: longer than any append
+/// can take (the producer gives up on a record after the append bound).
+fn settle_after(state: &AppState) -> Duration {
+    Duration::from_millis(state.config.http.append_timeout_ms) + Duration::from_secs(1)
+}
