@@ -64,7 +64,13 @@ fuzz:
 	cd schemas/fuzz && cargo +nightly fuzz run decode -- -max_total_time=$(FUZZ_SECONDS)
 
 ## bench: the benchmarks (release builds; they print figures and ratios, they do not pass or fail).
-bench: stack
+bench: stack bench-vision
 	cargo bench -p cruxlog-schemas --bench codec
 	@$(WITH_ENV) cargo bench -p cruxlog-projectors --bench catchup
 	@$(WITH_ENV) cargo bench -p cruxlog-command-api --bench command_to_query
+
+## bench-vision: movement analysis figures (pipeline vs pose model fps, 60 s clip time, subsampling cost, back-view detection).
+.PHONY: bench-vision
+bench-vision:
+	@bash $(STACK) install python
+	$(VENV)/bin/python analyzers/python/bench/bench_vision.py

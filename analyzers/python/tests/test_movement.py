@@ -88,7 +88,7 @@ def test_analyze_clip(clip: Path, tmp_path: Path, tracker: PoseTracker) -> None:
     assert_contract(result, tmp_path)
     video = result["video"]
     assert video == {
-        "frames": 120, "analysed_frames": 60, "fps": 30.0, "width": 640, "height": 360,
+        "frames": 120, "analysed_frames": 40, "fps": 30.0, "width": 640, "height": 360,
         "duration_ms": 4000, "rotation_degrees": 0,
     }  # fmt: skip
     assert result["metrics"]["pose_found_ratio"] >= 0.5
@@ -100,18 +100,18 @@ def test_analyze_clip(clip: Path, tmp_path: Path, tracker: PoseTracker) -> None:
     # the annotated video plays on phones: H.264 High, yuv420p, moov before mdat
     stream = ffprobe_stream(tmp_path / "annotated.mp4")
     assert (stream["codec_name"], stream["pix_fmt"]) == ("h264", "yuv420p")
-    assert (stream["width"], stream["height"], int(stream["nb_frames"])) == (640, 360, 60)
+    assert (stream["width"], stream["height"], int(stream["nb_frames"])) == (640, 360, 40)
     head = (tmp_path / "annotated.mp4").read_bytes()
     assert 0 <= head.find(b"moov") < head.find(b"mdat")
     assert (tmp_path / "summary.jpg").read_bytes()[:3] == b"\xff\xd8\xff"
     document = json.loads((tmp_path / "analysis.json").read_text("utf-8"))
     assert document["analysis_id"] == "a-1"
     assert document["metrics"] == result["metrics"]
-    assert len(document["frames"]) == 60
+    assert len(document["frames"]) == 40
     with_pose = [f for f in document["frames"] if f["keypoints"] is not None]
     assert len(with_pose[0]["keypoints"]) == 33
     assert with_pose[0]["source"] in ("tracking", "detector", "body_seed")
-    assert [f["frame"] for f in document["frames"][:3]] == [0, 2, 4]
+    assert [f["frame"] for f in document["frames"][:3]] == [0, 3, 6]
 
 
 def test_rotated_clip_is_analysed_upright(
@@ -137,7 +137,7 @@ def test_analysis_fps_option_and_rotation_override(
 
 def test_nobody_in_the_video(empty_wall_clip: Path, tmp_path: Path, tracker: PoseTracker) -> None:
     with pytest.raises(
-        InvalidInputError, match=r"^pose\.no_person: a climber was found in 0 of 30"
+        InvalidInputError, match=r"^pose\.no_person: a climber was found in 0 of 20"
     ):
         analyze(parse_params(params(empty_wall_clip, tmp_path)), tracker)
     assert list(tmp_path.iterdir()) == []

@@ -25,7 +25,7 @@ def test_movement_analyze_twice_on_one_warm_worker(clip: Path, tmp_path: Path) -
             frame = worker.call("movement.analyze", params, request_id=run)
             result = assert_ok(frame, run)
             assert result["analyzer"]["name"] == "movement"
-            assert result["video"]["analysed_frames"] == 60
+            assert result["video"]["analysed_frames"] == 40
             assert Path(result["artifacts"]["annotated_video"]).is_file()
         assert_clean_protocol_stream(worker)
 

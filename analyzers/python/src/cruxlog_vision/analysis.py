@@ -21,6 +21,9 @@ STRAIGHT_DEG: Final = 150.0
 """An elbow at least this open is a straight arm."""
 BENT_DEG: Final = 120.0
 """An elbow closed below this is a bent arm."""
+PATH_RATE_HZ: Final = 10.0
+"""Path metrics use the smoothed hip track resampled at this rate, so that they do not grow
+with the frame rate (pose jitter adds length at every sample)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,20 @@ def _longest_run(mask: BoolArray) -> tuple[int, int] | None:
     return max(runs, key=lambda r: r[1] - r[0]) if runs else None
 
 
+def resample(t: FloatArray, track: FloatArray, rate_hz: float = PATH_RATE_HZ) -> FloatArray:
+    """The valid runs of ``track`` linearly resampled on a fixed grid (NaN rows between runs)."""
+    pieces = []
+    for start, end in _runs(m.valid_rows(track)):
+        if end == start:
+            continue
+        grid = np.arange(t[start], t[end] + 1e-9, 1.0 / rate_hz)
+        piece = np.stack(
+            [np.interp(grid, t[start : end + 1], track[start : end + 1, d]) for d in (0, 1)], axis=1
+        )
+        pieces += [piece, np.full((1, 2), np.nan)]
+    return np.concatenate(pieces) if pieces else np.zeros((0, 2))
+
+
 def _jerk(t: FloatArray, track: FloatArray, start: int, end: int) -> float:
     if end - start < 4:
         return math.nan
@@ -78,10 +95,11 @@ def compute_metrics(body: BodyTracks, phases: Phases, arms: ArmState) -> dict[st
         first, last = np.flatnonzero(known)[[0, -1]]
         out["climb_duration_s"] = float(t[last] - t[first])
         out["vertical_gain_torso"] = float(hip[last, 1] - hip[first, 1])
-    out["hip_path_length_torso"] = m.path_length(hip)
-    out["hip_hull_perimeter_torso"] = m.hull_perimeter(hip)
-    out["geometric_entropy_nats"] = m.geometric_entropy(hip)
-    out["path_efficiency_ratio"] = m.path_efficiency(hip)
+    path = resample(t, body.hip_smooth)
+    out["hip_path_length_torso"] = m.path_length(path)
+    out["hip_hull_perimeter_torso"] = m.hull_perimeter(path)
+    out["geometric_entropy_nats"] = m.geometric_entropy(path)
+    out["path_efficiency_ratio"] = m.path_efficiency(path)
     hip_speed = m.speeds(t, body.hip_smooth)
     out["immobility_ratio"] = m.immobility_ratio(hip_speed, threshold=0.25)
     run = _longest_run(m.valid_rows(body.hip_smooth))

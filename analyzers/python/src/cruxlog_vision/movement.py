@@ -32,7 +32,7 @@ from cruxlog_vision.video import ROTATIONS, VideoError, VideoInfo, frame_limit, 
 ANALYZER: Final = {"name": "movement", "version": 1, "model_id": MODEL_ID}
 DEFAULT_MAX_SECONDS: Final = 120.0
 HARD_MAX_SECONDS: Final = 600.0
-DEFAULT_ANALYSIS_FPS: Final = 15.0
+DEFAULT_ANALYSIS_FPS: Final = 10.0
 MIN_POSE_SHARE: Final = 0.1
 MIN_POSE_FRAMES: Final = 3
 VIDEO_NAME: Final = "annotated.mp4"

@@ -45,6 +45,7 @@ SEED_MIN_AREA: Final = 0.003
 MIN_ON_MASK: Final = 0.4
 """A tracked pose with fewer body landmarks on the person mask than this is dropped."""
 MASK_ON: Final = 0.2
+NATIVE_BONUS: Final = 0.0
 
 _LANDMARK_GRAPH: Final = """
 input_stream: "image"
@@ -177,7 +178,13 @@ class PoseTracker:
                 self._since_check = 0
                 mask = self._mask(image)
                 if mask is not None and on_mask(hit[0], mask) < MIN_ON_MASK:
-                    hit = None  # slid onto the wall: re-acquire below
+                    # slid off the person? the tracked pose competes with a fresh acquisition
+                    acquired = self._acquire(image, (self._roi, Source.TRACKING))
+                    if acquired is None:
+                        self._roi = None
+                        return None
+                    self._roi = acquired[1]
+                    return acquired[0], acquired[2]
             if hit is not None:
                 self._roi = hit[1]
                 return hit[0], Source.TRACKING
@@ -200,9 +207,13 @@ class PoseTracker:
         self._roi, self._since_check = acquired[1], 0
         return acquired[0], acquired[2]
 
-    def _acquire(self, image: Frame) -> tuple[npt.NDArray[np.float64], Any, Source] | None:
-        """Best pose among the detector's ROI and the body-seed ROIs, judged against the mask."""
-        candidates: list[tuple[Any, Source]] = []
+    def _acquire(
+        self, image: Frame, current: tuple[Any, Source] | None = None
+    ) -> tuple[npt.NDArray[np.float64], Any, Source] | None:
+        """Best pose among the detector's ROI, the body-seed ROIs and ``current`` (the tracked
+        ROI, if any), judged against the mask; the detector's and the tracked ROI get a small
+        head start (they are the model's own way of finding the body)."""
+        candidates: list[tuple[Any, Source]] = [] if current is None else [current]
         roi = self._detector.process(image).roi
         if roi is not None:
             candidates.append((roi, Source.DETECTOR))
@@ -219,6 +230,7 @@ class PoseTracker:
             refined = self._run_landmarks(image, hit[1]) or hit
             visibility = float(np.mean(refined[0][list(BODY), 3]))
             score = visibility * (1.0 if mask is None else on_mask(refined[0], mask))
+            score += NATIVE_BONUS if source != Source.BODY_SEED else 0.0
             if best is None or score > best[0]:
                 best = (score, refined[0], refined[1], source)
         if best is None or best[0] < SEED_MIN_SCORE:

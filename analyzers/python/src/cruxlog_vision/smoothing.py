@@ -20,11 +20,6 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 
 
-def _alpha(cutoff_hz: float, dt: float) -> float:
-    tau = 1.0 / (2.0 * math.pi * cutoff_hz)
-    return 1.0 / (1.0 + tau / dt)
-
-
 def one_euro(
     times_s: FloatArray,
     values: FloatArray,
@@ -45,26 +40,30 @@ def one_euro(
         raise ValueError("values must have one row per timestamp")
     flat = x.reshape(len(t), -1)
     out = np.full_like(flat, np.nan)
-    for col in range(flat.shape[1]):
-        prev_t = math.nan
-        prev_x = math.nan
-        prev_dx = 0.0
-        for i in range(len(t)):
-            xi = flat[i, col]
-            if not math.isfinite(xi):
-                prev_t = math.nan
-                continue
-            dt = t[i] - prev_t
-            if not math.isfinite(prev_t) or dt <= 0 or dt > max_gap_s:
-                prev_t, prev_x, prev_dx = t[i], xi, 0.0
-                out[i, col] = xi
-                continue
-            dx = (xi - prev_x) / dt
-            dx_hat = prev_dx + _alpha(d_cutoff_hz, dt) * (dx - prev_dx)
-            cutoff = min_cutoff_hz + beta * abs(dx_hat)
-            x_hat = prev_x + _alpha(cutoff, dt) * (xi - prev_x)
-            prev_t, prev_x, prev_dx = t[i], x_hat, dx_hat
-            out[i, col] = x_hat
+    width = flat.shape[1]
+    prev_t = np.full(width, np.nan)  # NaN: the filter (re)starts at the next valid sample
+    prev_x = np.zeros(width)
+    prev_dx = np.zeros(width)
+    tau_d = 1.0 / (2.0 * math.pi * d_cutoff_hz)
+    for i in range(len(t)):
+        xi = flat[i]
+        valid = np.isfinite(xi)
+        dt = t[i] - prev_t
+        with np.errstate(invalid="ignore"):
+            running = valid & np.isfinite(prev_t) & (dt > 0) & (dt <= max_gap_s)
+        start = valid & ~running
+        out[i, start] = xi[start]
+        if running.any():
+            step = dt[running]
+            dx = (xi[running] - prev_x[running]) / step
+            dx_hat = prev_dx[running] + (dx - prev_dx[running]) / (1.0 + tau_d / step)
+            tau = 1.0 / (2.0 * math.pi * (min_cutoff_hz + beta * np.abs(dx_hat)))
+            x_hat = prev_x[running] + (xi[running] - prev_x[running]) / (1.0 + tau / step)
+            out[i, running] = x_hat
+            prev_x[running], prev_dx[running] = x_hat, dx_hat
+        prev_x[start], prev_dx[start] = xi[start], 0.0
+        prev_t[valid] = t[i]
+        prev_t[~valid] = np.nan
     return out.reshape(x.shape)
 
 

@@ -1,0 +1,267 @@
+"""Movement-analysis benchmark (issue #6): prints figures, passes or fails nothing.
+
+``make bench-vision`` runs it.  On synthetic 720p/30 fps clips of a photo climbing a wall
+(cached under ``.local/bench-vision/``) it measures, in one run:
+
+1. *pipeline vs model*: frames/s of the whole ``movement.analyze`` call (decode to result,
+   artifacts included) and of the analysis without the annotated video, against the same pose
+   model alone in a tight loop over the same pre-decoded frames (and the stock
+   ``mp.solutions.pose`` graph on them, for reference);
+2. the wall time of a 60 s clip and the cost per video-second;
+3. the accuracy cost of subsampling: keypoint error against the full-rate run and against the
+   ground truth (the photo's pose carried by the transform that placed it), metric deltas;
+4. detection on back-view (face painted over) and front-view frames: the stock graph, our tracker
+   without and with the face-free start.
+
+Usage: ``python bench_vision.py [--quick] [--cache DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from cruxlog_vision import pipeline
+from cruxlog_vision import testvideo as tv
+from cruxlog_vision.movement import DEFAULT_ANALYSIS_FPS, analyze, parse_params
+from cruxlog_vision.pose import BODY, PoseTracker
+from cruxlog_vision.video import Frame, probe, read_frames
+
+FloatArray = npt.NDArray[np.float64]
+ROOT = Path(__file__).resolve().parents[3]
+COMPARED = (
+    "climb_duration_s", "hip_path_length_torso", "geometric_entropy_nats", "smoothness_ratio",
+    "immobility_ratio", "path_efficiency_ratio", "straight_arm_ratio_static", "move_count",
+    "reach_time_mean_s",
+)  # fmt: skip
+
+
+def log(text: str) -> None:
+    print(text, flush=True)
+
+
+def clip(cache: Path, seconds: float, back_view: bool = False) -> Path:
+    path = cache / f"climb-{seconds:g}s-1280x720-30fps{'-back' if back_view else ''}.mp4"
+    if not path.exists():
+        started = time.perf_counter()
+        tv.make_test_video(path, seconds=seconds, back_view=back_view)
+        log(f"  made {path.name} in {time.perf_counter() - started:.1f} s")
+    return path
+
+
+class Timed:
+    """Wraps the two passes to time them inside one analyze() call."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._est, self._render = pipeline.estimate_poses, pipeline.render
+
+    def __enter__(self) -> Timed:
+        def wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+            def run(*args: Any, **kwargs: Any) -> Any:
+                started = time.perf_counter()
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    self.seconds[name] = time.perf_counter() - started
+
+            return run
+
+        pipeline.estimate_poses = wrap("pose", self._est)
+        pipeline.render = wrap("render", self._render)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pipeline.estimate_poses, pipeline.render = self._est, self._render
+
+
+def run_analysis(
+    video: Path, out: Path, tracker: PoseTracker, fps: float | None = None
+) -> tuple[dict[str, Any], float, dict[str, float]]:
+    out.mkdir(parents=True, exist_ok=True)
+    options = {} if fps is None else {"analysis_fps": fps}
+    raw = {
+        "video_path": str(video),
+        "out_dir": str(out),
+        "analysis_id": "bench",
+        "options": options,
+    }
+    with Timed() as timed:
+        started = time.perf_counter()
+        result = analyze(parse_params(raw), tracker)
+        total = time.perf_counter() - started
+    return result, total, timed.seconds
+
+
+def sampled_frames(video: Path, step: int) -> list[Frame]:
+    return [frame for _, frame in read_frames(probe(video), step=step)]
+
+
+def raw_model_fps(frames: list[Frame], tracker: PoseTracker) -> float:
+    tracker.reset()
+    started = time.perf_counter()
+    for frame in frames:
+        tracker.process(frame)
+    return len(frames) / (time.perf_counter() - started)
+
+
+def stock_fps(frames: list[Frame]) -> float:
+    import mediapipe as mp
+
+    with mp.solutions.pose.Pose(model_complexity=1) as pose:
+        pose.process(frames[0])
+        started = time.perf_counter()
+        for frame in frames:
+            pose.process(frame)
+        return len(frames) / (time.perf_counter() - started)
+
+
+def keypoints_of(out: Path) -> dict[int, FloatArray]:
+    document = json.loads((out / "analysis.json").read_text("utf-8"))
+    return {
+        f["frame"]: np.array(f["keypoints"], dtype=np.float64)
+        for f in document["frames"]
+        if f["keypoints"] is not None
+    }
+
+
+def truth(seconds: float, fps: float, reference: FloatArray) -> dict[int, FloatArray]:
+    photo_shape = tv.person_image("camera").shape
+    out = {}
+    for i, at in enumerate(tv.climb_placements(seconds, fps, 1280, 720)):
+        points = reference.copy()
+        points[:, :2] = tv.map_points(reference[:, :2], tv.affine(photo_shape, at))
+        out[i] = points
+    return out
+
+
+def error_px(a: FloatArray, b: FloatArray) -> float:
+    use = [i for i in BODY if a[i, 3] >= 0.5 and b[i, 3] >= 0.5]
+    return float(np.linalg.norm(a[use, :2] - b[use, :2], axis=1).mean()) if use else np.nan
+
+
+def frame_errors(run: dict[int, FloatArray], other: dict[int, FloatArray]) -> FloatArray:
+    return np.array([error_px(run[i], other[i]) for i in run if i in other])
+
+
+def detection_table(tracker: PoseTracker, quick: bool) -> None:
+    import mediapipe as mp
+
+    log("\n## detection on front and back views (960x540, 10 fps, person moved/scaled/turned)")
+    log("person        view   graph               found   within 0.5 shoulder width")
+    seconds = 3 if quick else 6
+    plain = PoseTracker(seed_without_face=False)
+    for person in tv.PEOPLE:
+        tracker.reset()
+        ref = tracker.process(tv.person_image(person))
+        assert ref is not None
+        for back in (False, True):
+            clip_frames = list(tv.frames(seconds, 10, 960, 540, person, back_view=back))
+            for name in ("stock mp.solutions", "ours, detector only", "ours, face-free"):
+                found = good = 0
+                stock = (
+                    mp.solutions.pose.Pose(model_complexity=1) if name.startswith("stock") else None
+                )
+                ours = tracker if name.endswith("face-free") else plain
+                ours.reset()
+                for frame, m in clip_frames:
+                    if stock is not None:
+                        r = stock.process(frame).pose_landmarks
+                        got = (
+                            None
+                            if r is None
+                            else np.array(
+                                [(p.x * 960, p.y * 540, p.z, p.visibility) for p in r.landmark]
+                            )
+                        )
+                    else:
+                        res = ours.process(frame)
+                        got = None if res is None else res.landmarks
+                    if got is None:
+                        continue
+                    found += 1
+                    gt = ref.landmarks.copy()
+                    gt[:, :2] = tv.map_points(ref.landmarks[:, :2], m)
+                    width = float(np.linalg.norm(gt[11, :2] - gt[12, :2]))
+                    good += error_px(got, gt) < 0.5 * width
+                if stock is not None:
+                    stock.close()
+                n = len(clip_frames)
+                view = "back" if back else "front"
+                log(f"{person:<13} {view:<6} {name:<19} {found / n:6.0%}   {good / n:6.0%}")
+    plain.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short clips (a smoke run)")
+    parser.add_argument("--cache", type=Path, default=ROOT / ".local" / "bench-vision")
+    args = parser.parse_args()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    short_s, long_s = (6.0, 12.0) if args.quick else (20.0, 60.0)
+    log(f"# movement analysis benchmark ({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f})")
+    short, long = clip(args.cache, short_s), clip(args.cache, long_s)
+    tracker = PoseTracker()
+    tracker.process(np.zeros((64, 64, 3), np.uint8))  # load the models: the worker keeps them warm
+    out = args.cache / "out"
+
+    log(f"\n## pipeline vs the pose model alone ({short_s:g} s clip, 1280x720, 30 fps)")
+    result, total, stages = run_analysis(short, out / "default", tracker)
+    analysed = result["video"]["analysed_frames"]
+    step = pipeline.sampling_step(30.0, DEFAULT_ANALYSIS_FPS)
+    frames = sampled_frames(short, step)
+    raw = raw_model_fps(frames, tracker)
+    stock = stock_fps(frames)
+    del frames
+    whole = analysed / total
+    analysis_only = analysed / (total - stages.get("render", 0.0))
+    log(f"analysed frames          {analysed} (every frame out of {step})")
+    log(f"pose model alone         {raw:7.1f} frames/s   (stock mp.solutions.pose: {stock:.1f})")
+    log(f"analysis, no video       {analysis_only:7.1f} frames/s   ratio {analysis_only / raw:.2f}")
+    log(f"whole call with artifacts{whole:7.1f} frames/s   ratio {whole / raw:.2f}")
+    log(f"stages                   pose pass {stages['pose']:.2f} s, "
+        f"video+image {stages['render']:.2f} s")  # fmt: skip
+
+    log(f"\n## {long_s:g} s clip, 1280x720, 30 fps, default settings "
+        f"({DEFAULT_ANALYSIS_FPS:g} frames/s analysed)")  # fmt: skip
+    result, total, stages = run_analysis(long, out / "long", tracker)
+    log(f"wall time                {total:.1f} s  ({total / long_s:.2f} s per video-second)")
+    log(f"stages                   pose pass {stages['pose']:.1f} s, "
+        f"video+image {stages['render']:.1f} s")  # fmt: skip
+
+    log(f"\n## subsampling cost ({short_s:g} s clip; 30 = every frame)")
+    tracker.reset()
+    reference = tracker.process(tv.person_image("camera"))
+    assert reference is not None
+    gt = truth(short_s, 30.0, reference.landmarks)
+    runs: dict[float, tuple[dict[str, Any], dict[int, FloatArray], float]] = {}
+    for fps in (30.0, 15.0, 10.0):
+        res, secs, _ = run_analysis(short, out / f"fps{fps:g}", tracker, fps)
+        runs[fps] = (res["metrics"], keypoints_of(out / f"fps{fps:g}"), secs)
+    full_kp = runs[30.0][1]
+    log("analysed fps  time   px error vs full run (median)  px error vs truth (median)")
+    for fps, (_, kp, secs) in runs.items():
+        vs_full = frame_errors(kp, full_kp)
+        vs_truth = frame_errors(kp, gt)
+        full_px, truth_px = np.nanmedian(vs_full), np.nanmedian(vs_truth)
+        log(f"{fps:>5g}      {secs:5.1f} s   {full_px:8.1f}               {truth_px:8.1f}")
+    log("metric                       full    15 fps   10 fps")
+    for key in COMPARED:
+        values = [runs[f][0].get(key) for f in (30.0, 15.0, 10.0)]
+        text = "  ".join("     -" if v is None else f"{v:7.3f}" for v in values)
+        log(f"{key:<26} {text}")
+
+    detection_table(tracker, args.quick)
+    tracker.close()
+
+
+if __name__ == "__main__":
+    main()
