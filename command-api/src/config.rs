@@ -1,5 +1,6 @@
 //! The command API's configuration (`CRUXLOG_<SECTION>__<KEY>`, see `cruxlog_runtime::config`).
 
+use cruxlog_runtime::blobs::BlobConfig;
 use cruxlog_runtime::config::Secret;
 use cruxlog_runtime::kafka::KafkaConfig;
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,8 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
+    /// Where uploaded videos and photos go (A5).
+    pub blobs: BlobConfig,
 }
 
 impl Default for Config {
@@ -24,6 +27,7 @@ impl Default for Config {
             kafka: KafkaConfig::default(),
             database: DatabaseConfig::default(),
             auth: AuthConfig::default(),
+            blobs: BlobConfig::default(),
         }
     }
 }

@@ -9,7 +9,8 @@
 //! - [`error`]: the HTTP error type (RFC 9457 problem details).
 //! - [`append`]: appending events to Kafka.
 //! - [`position`]: read-your-writes position tokens.
-//! - [`read_models`]: queries on PostgreSQL.
+//! - [`read_models`], [`queries`]: queries on PostgreSQL.
+//! - [`reads`]: the caller's progress, analyses and their media.
 //! - [`command`]: envelope metadata and appends shared by every command.
 //! - [`idempotency`]: `Idempotency-Key` replays (W2).
 //! - [`identity`]: register, log in, refresh, log out, the first admin.
@@ -39,8 +40,10 @@ pub mod log_scan;
 pub mod metrics;
 pub mod passwords;
 pub mod position;
+pub mod queries;
 pub mod rate_limit;
 pub mod read_models;
+pub mod reads;
 pub mod sessions;
 pub mod uploads;
 pub mod writer;
@@ -51,6 +54,7 @@ use anyhow::Context as _;
 use axum::{Router, extract::DefaultBodyLimit, http::HeaderMap, middleware};
 use cruxlog_runtime::{
     admin::{self, Readiness, Status},
+    blobs::BlobStore,
     telemetry::TraceParent,
 };
 use rdkafka::producer::{FutureProducer, Producer as _};
@@ -72,6 +76,7 @@ pub struct AppState {
     pub db: PgPool,
     pub keys: TokenKeys,
     pub metrics: Metrics,
+    pub blobs: BlobStore,
 }
 
 /// The public API router.
@@ -81,6 +86,7 @@ pub fn app(state: AppState) -> Router {
         .merge(identity::router(&state))
         .merge(sessions::router())
         .merge(attempts::router())
+        .merge(reads::router())
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -147,7 +153,9 @@ impl AppState {
             config.kafka.topics(),
             Duration::from_millis(config.http.append_timeout_ms),
         );
+        let blobs = BlobStore::open(&config.blobs).context("opening the object store")?;
         Ok(Self {
+            blobs,
             keys: TokenKeys::new(&config.auth),
             metrics: Metrics::new().context("registering metrics")?,
             log,

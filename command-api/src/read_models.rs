@@ -35,6 +35,10 @@ pub struct SessionView {
     pub location_name: Option<String>,
     pub planned_minutes: Option<i32>,
     pub warmups: Vec<WarmupView>,
+    /// Live attempts, oldest first, with their videos.
+    pub attempts: Vec<crate::queries::AttemptView>,
+    /// Analyses of the session's videos, every analyzer version.
+    pub analyses: Vec<crate::queries::AnalysisView>,
 }
 
 fn unavailable(error: sqlx::Error) -> ApiError {
@@ -113,7 +117,24 @@ pub async fn session(
         location_name: row.location_name,
         planned_minutes: row.planned_minutes,
         warmups,
+        attempts: crate::queries::attempts(db, session_id, owner).await?,
+        analyses: crate::queries::analyses_of(db, owner, &video_events(db, session_id).await?)
+            .await?,
     }))
+}
+
+/// The events that attached the session's videos (analyses name them as their input), from
+/// the session's head (see [`crate::writer`]).
+async fn video_events(db: &PgPool, session_id: Uuid) -> Result<Vec<Uuid>, ApiError> {
+    sqlx::query_scalar(
+        "select (v.value->>'event_id')::uuid
+           from api.aggregate_heads h, jsonb_each(coalesce(h.state->'videos', '{}')) v
+          where h.aggregate_id = $1",
+    )
+    .bind(session_id)
+    .fetch_all(db)
+    .await
+    .map_err(unavailable)
 }
 
 /// One line of a session list.

@@ -329,16 +329,22 @@ async fn my_sessions_list_newest_first_in_pages_with_filters() {
         .await
         .expect("json");
     assert_eq!(sport["sessions"].as_array().map(Vec::len), Some(2));
-    let theirs: Value = list("limit=100", stranger.clone())
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(
-        theirs["sessions"].as_array().map(Vec::len),
-        Some(1),
-        "only the caller's own sessions"
-    );
+    // The stranger's session was appended last: wait for it too, then it is theirs alone.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let theirs: Value = list("limit=100", stranger.clone())
+            .await
+            .json()
+            .await
+            .expect("json");
+        let count = theirs["sessions"].as_array().map_or(0, Vec::len);
+        assert!(count <= 1, "only the caller's own sessions: {theirs}");
+        if count == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "their session never listed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     for (query, field) in [
         ("limit=0", "limit"),

@@ -278,6 +278,25 @@ impl BlobStore {
         })
     }
 
+    /// An object's size and its bytes as a stream (for serving downloads without holding
+    /// them in memory).
+    pub async fn get_stream(
+        &self,
+        key: &str,
+    ) -> Result<(
+        u64,
+        futures::stream::BoxStream<'static, Result<bytes::Bytes>>,
+    )> {
+        match self.store.get(&parse_key(key)?).await {
+            Ok(result) => {
+                let size = result.meta.size;
+                Ok((size, result.into_stream().map_err(BlobError::from).boxed()))
+            }
+            Err(object_store::Error::NotFound { .. }) => Err(BlobError::NotFound(key.into())),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     pub async fn exists(&self, key: &str) -> Result<bool> {
         match self.store.head(&parse_key(key)?).await {
             Ok(_) => Ok(true),
