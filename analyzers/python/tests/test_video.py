@@ -166,3 +166,12 @@ def test_prefetch_stops_its_thread_when_abandoned() -> None:
         if i == 5:
             break
     assert closed.wait(5)
+
+
+def test_mov_container_with_rotation(tmp_path: Path, rotated_clip: Path) -> None:
+    mov = tmp_path / "phone.mov"
+    cmd = [ffmpeg_exe(), "-v", "error", "-i", str(rotated_clip), "-c", "copy", str(mov)]
+    subprocess.run(cmd, check=True, timeout=60)
+    info = probe(mov)
+    assert (info.codec, info.rotation_degrees, info.width, info.height) == ("h264", 90, 640, 360)
+    assert next(read_frames(info))[1].shape == (360, 640, 3)
