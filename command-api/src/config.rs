@@ -15,6 +15,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Where uploaded videos and photos go (A5).
     pub blobs: BlobConfig,
+    /// Limits on uploaded videos and photos.
+    pub uploads: crate::uploads::UploadLimits,
 }
 
 impl Default for Config {
@@ -28,6 +30,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             auth: AuthConfig::default(),
             blobs: BlobConfig::default(),
+            uploads: crate::uploads::UploadLimits::default(),
         }
     }
 }

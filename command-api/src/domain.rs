@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use cruxlog_schemas::events::{
     AttemptCorrected, AttemptDeleted, AttemptLogged, SessionEnded, SessionStarted, VideoAttached,
+    sealed::MediaRef,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -25,11 +26,23 @@ pub struct SessionState {
     pub videos: BTreeMap<Uuid, VideoRef>,
 }
 
-/// A video as analysis requests name it: the event that attached it and its attempt.
+/// A video as analysis requests name it: the event that attached it, its attempt and where
+/// its bytes are.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VideoRef {
     pub event_id: Uuid,
     pub attempt_id: Uuid,
+    pub object_key: String,
+    pub sha256: String,
+}
+
+/// Checks, before an upload is read, that the attempt can take a video.
+pub fn can_attach(
+    state: Option<SessionState>,
+    user_id: Uuid,
+    attempt_id: Uuid,
+) -> Result<(), ApiError> {
+    live_attempt(&owned(state, user_id)?, attempt_id)
 }
 
 /// Sessions of other users look absent (404), never forbidden: ids are not confirmed.
@@ -107,7 +120,11 @@ pub fn delete_attempt(
 
 /// Videos may come after the session ended (uploads on the way home), not to a deleted
 /// attempt.
-pub fn attach_video(state: Option<SessionState>, event: &VideoAttached) -> Decision<SessionState> {
+pub fn attach_video(
+    state: Option<SessionState>,
+    event: &VideoAttached,
+    media: &MediaRef,
+) -> Decision<SessionState> {
     let mut state = owned(state, event.user_id)?;
     live_attempt(&state, event.attempt_id)?;
     if state.videos.contains_key(&event.video_id) {
@@ -119,6 +136,8 @@ pub fn attach_video(state: Option<SessionState>, event: &VideoAttached) -> Decis
         VideoRef {
             event_id: new.event_id,
             attempt_id: event.attempt_id,
+            object_key: media.object_key.clone(),
+            sha256: media.sha256.clone(),
         },
     );
     Ok((vec![new], state))
@@ -236,7 +255,12 @@ mod tests {
             user_id: owner,
             ..video_sample()
         };
-        let (events, with_video) = attach_video(Some(state.clone()), &video).expect("attaches");
+        let media = MediaRef {
+            object_key: "videos/sha256/ab/ab".into(),
+            sha256: "ab".into(),
+        };
+        let (events, with_video) =
+            attach_video(Some(state.clone()), &video, &media).expect("attaches");
         assert_eq!(
             with_video.videos[&video.video_id].event_id,
             events[0].event_id

@@ -10,6 +10,7 @@
 //! - [`append`]: appending events to Kafka.
 //! - [`position`]: read-your-writes position tokens.
 //! - [`read_models`], [`queries`]: queries on PostgreSQL.
+//! - [`videos`]: attempt videos and their analysis requests.
 //! - [`reads`]: the caller's progress, analyses and their media.
 //! - [`command`]: envelope metadata and appends shared by every command.
 //! - [`idempotency`]: `Idempotency-Key` replays (W2).
@@ -46,6 +47,7 @@ pub mod read_models;
 pub mod reads;
 pub mod sessions;
 pub mod uploads;
+pub mod videos;
 pub mod writer;
 
 use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
@@ -87,6 +89,7 @@ pub fn app(state: AppState) -> Router {
         .merge(sessions::router())
         .merge(attempts::router())
         .merge(reads::router())
+        .merge(videos::router(&state))
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -63,6 +63,25 @@ pub async fn version_of(state: &AppState, aggregate_id: Uuid) -> Result<i64, Api
     Ok(version.unwrap_or(0))
 }
 
+/// The aggregate's state as its head holds it (`None`: no such aggregate), for checks made
+/// before a command's expensive part (an upload) and not relied on after it.
+pub async fn peek<S: DeserializeOwned>(
+    state: &AppState,
+    aggregate_id: Uuid,
+) -> Result<Option<S>, ApiError> {
+    let current: Option<Option<serde_json::Value>> =
+        sqlx::query_scalar("select state from api.aggregate_heads where aggregate_id = $1")
+            .bind(aggregate_id)
+            .fetch_optional(&state.db)
+            .await
+            .map_err(db_error)?;
+    current
+        .flatten()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|error| ApiError::Internal(error.into()))
+}
+
 /// Runs `decide` against the aggregate's current state and appends what it decides.
 /// `decide` gets `None` for an aggregate that does not exist yet.
 pub async fn execute<S, F>(

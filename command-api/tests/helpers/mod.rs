@@ -39,7 +39,16 @@ pub(crate) fn api_config(env: &TestEnv) -> Config {
         1,
     ));
     config.auth.allow_dev_secret = true;
+    config.blobs.url = blob_dir(env);
     config
+}
+
+/// The test's own object store directory, shared by its API and analyzer.
+pub(crate) fn blob_dir(env: &TestEnv) -> String {
+    std::env::temp_dir()
+        .join(format!("cruxlog-blobs-{}", env.name))
+        .to_string_lossy()
+        .into_owned()
 }
 
 impl TestApp {
@@ -68,6 +77,7 @@ impl TestApp {
         analyzer_config.admin.addr = "127.0.0.1:0".into();
         analyzer_config.kafka = app.env.kafka.clone();
         analyzer_config.worker.python = python();
+        analyzer_config.blobs.url = blob_dir(&app.env);
         let analyzer = cruxlog_analyzers::Analyzer::build(analyzer_config)
             .await
             .expect("analyzer builds");
