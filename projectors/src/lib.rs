@@ -5,6 +5,7 @@
 //!
 //! Layout:
 //! - [`config`]: typed configuration.
+//! - [`copy`]: rows in PostgreSQL's binary `COPY` format (the bulk path of catch-up).
 //! - [`projection`]: what a projection is; [`projections`]: the ones built here.
 //! - [`builds`]: build lifecycle (schema per build, atomic swap of the `read` views).
 //! - [`store`]: offsets, counters, parked aggregates, the per-build lock, migrations.
@@ -16,6 +17,7 @@
 
 pub mod builds;
 pub mod config;
+pub mod copy;
 pub mod dead_letters;
 pub mod dlq;
 pub mod metrics;

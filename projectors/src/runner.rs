@@ -436,28 +436,31 @@ impl Runner {
 
     async fn commit(&mut self, prefetched: &mut Prefetched) -> anyhow::Result<Commit> {
         let build_id = self.build.build_id;
-        let mut tx = self.db.begin().await?;
+        // One round trip opens the transaction, points unqualified names at the build's schema
+        // and drops the wait for the WAL flush. The log is the truth and the offsets commit
+        // with the rows: a crash that loses the last few commits loses their offsets too, and
+        // they are simply applied again.
+        let mut tx = self
+            .db
+            .begin_with(sqlx::AssertSqlSafe(format!(
+                "begin; set local search_path to {}, public; set local synchronous_commit to off",
+                self.build.schema_name
+            )))
+            .await?;
         if builds::state_for_share(&mut tx, build_id).await? == "retired" {
             return Ok(Commit::Retired);
         }
-        // One round trip: the build's schema for unqualified names, and no wait for the WAL
-        // flush. The log is the truth and the offsets commit with the rows: a crash that loses
-        // the last few commits loses their offsets too, and they are simply applied again.
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "set local search_path to {}, public; set local synchronous_commit to off",
-            self.build.schema_name
-        )))
-        .execute(&mut *tx)
-        .await?;
 
         // Sort out, in log order, what applies and what waits. Keys are aggregate ids.
         let batch = &prefetched.messages;
         let mut ready = Vec::with_capacity(batch.len());
         let mut dead: Vec<(&OwnedMessage, String, bool)> = Vec::new();
-        let keys: Vec<Uuid> = batch.iter().filter_map(aggregate_key).collect();
-        let mut parked = store::parked_among(&mut tx, build_id, &keys).await?;
-        for (message, decoded) in batch.iter().zip(prefetched.decoded.iter_mut()) {
-            let key = aggregate_key(message);
+        let keys: Vec<Option<Uuid>> = batch.iter().map(aggregate_key).collect();
+        // Each aggregate once: a batch holds many events of few aggregates.
+        let unique: HashSet<Uuid> = keys.iter().flatten().copied().collect();
+        let unique: Vec<Uuid> = unique.into_iter().collect();
+        let mut parked = store::parked_among(&mut tx, build_id, &unique).await?;
+        for ((message, decoded), key) in batch.iter().zip(prefetched.decoded.iter_mut()).zip(keys) {
             if let Some(id) = key.filter(|id| parked.contains(id)) {
                 dead.push((
                     message,

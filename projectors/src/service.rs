@@ -41,6 +41,10 @@ impl Context {
         let db = PgPoolOptions::new()
             .max_connections(config.database.max_connections)
             .acquire_timeout(Duration::from_secs(5))
+            // The pool already pings a connection when it comes back; a second ping on the
+            // way out would cost every batch a round trip. A connection that dies while idle
+            // fails its next batch, which is retried.
+            .test_before_acquire(false)
             .connect(config.database.url.expose())
             .await
             .context("connecting to PostgreSQL")?;

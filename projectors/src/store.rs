@@ -32,39 +32,54 @@ pub async fn load_offsets(db: &PgPool, build_id: i64) -> sqlx::Result<Offsets> {
 }
 
 /// Moves offsets from `expected` (what this instance last read or wrote) to `new`, failing if
-/// the stored values are not `expected`: a second writer can never interleave silently.
+/// the stored values are not `expected`: a second writer can never interleave silently. One
+/// statement for every partition: each row moves only from its expected value, and a
+/// partition seen for the first time is inserted unless a row is already there.
 pub async fn advance_offsets(
     tx: &mut PgConnection,
     build_id: i64,
     expected: &Offsets,
     new: &Offsets,
 ) -> Result<(), AdvanceError> {
-    for (key @ (topic, partition), next) in new {
-        let moved = match expected.get(key) {
-            Some(previous) => sqlx::query(
-                "update cruxlog.projection_offsets set next_offset = $4, updated_at = now()
-                 where build_id = $1 and topic = $2 and partition = $3 and next_offset = $5",
-            )
-            .bind(build_id)
-            .bind(topic)
-            .bind(partition)
-            .bind(next)
-            .bind(previous),
-            None => sqlx::query(
-                "insert into cruxlog.projection_offsets (build_id, topic, partition, next_offset)
-                 values ($1, $2, $3, $4) on conflict do nothing",
-            )
-            .bind(build_id)
-            .bind(topic)
-            .bind(partition)
-            .bind(next),
-        }
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if moved != 1 {
-            return Err(AdvanceError::Conflict(OffsetConflict { build_id }));
-        }
+    let mut topics = Vec::with_capacity(new.len());
+    let mut partitions = Vec::with_capacity(new.len());
+    let mut previous = Vec::with_capacity(new.len());
+    let mut next = Vec::with_capacity(new.len());
+    for (key @ (topic, partition), offset) in new {
+        topics.push(topic.as_str());
+        partitions.push(*partition);
+        previous.push(expected.get(key).copied());
+        next.push(*offset);
+    }
+    let moved: i64 = sqlx::query_scalar(
+        "with wanted as (
+            select * from unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[])
+                as w(topic, partition, previous, next_offset)
+         ),
+         updated as (
+            update cruxlog.projection_offsets o set next_offset = w.next_offset, updated_at = now()
+            from wanted w
+            where o.build_id = $1 and o.topic = w.topic and o.partition = w.partition
+              and o.next_offset = w.previous
+            returning 1
+         ),
+         inserted as (
+            insert into cruxlog.projection_offsets (build_id, topic, partition, next_offset)
+            select $1, topic, partition, next_offset from wanted where previous is null
+            on conflict do nothing
+            returning 1
+         )
+         select (select count(*) from updated) + (select count(*) from inserted)",
+    )
+    .bind(build_id)
+    .bind(&topics)
+    .bind(&partitions)
+    .bind(&previous)
+    .bind(&next)
+    .fetch_one(&mut *tx)
+    .await?;
+    if moved != new.len() as i64 {
+        return Err(AdvanceError::Conflict(OffsetConflict { build_id }));
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Handlers are idempotent: the same event twice in the log (a producer retry, a redrive of
-//! something already applied) changes nothing and is not mistaken for poison.
+//! something already applied) changes nothing and is not mistaken for poison, on the bulk
+//! path as on the idempotent statements it falls back to.
 
 mod common;
 
@@ -11,7 +12,8 @@ use cruxlog_schemas::{
     DomainEvent,
     envelope::truncate_to_micros,
     events::{
-        AttemptDetails, AttemptLogged, AttemptResult, ClimbStyle, Discipline, SessionStarted,
+        AttemptDetails, AttemptLogged, AttemptResult, ClimbStyle, Discipline, SessionEndReason,
+        SessionEnded, SessionStarted,
     },
 };
 use uuid::Uuid;
@@ -69,6 +71,101 @@ async fn the_same_attempt_twice_is_one_attempt_and_no_dead_letter() {
     assert_eq!(
         harness.scalar("select count(*) from read.attempts").await,
         1
+    );
+    assert_eq!(
+        harness
+            .scalar("select dead_letters from read.projection_health where projection = 'sessions' and state = 'live'")
+            .await,
+        0
+    );
+}
+
+/// started_at, ended_at, end_rpe, discipline, location_name.
+type SessionRow = (
+    chrono::DateTime<Utc>,
+    Option<chrono::DateTime<Utc>>,
+    Option<i32>,
+    String,
+    Option<String>,
+);
+
+/// The bulk path inserts a session already ended when its end is in the same batch. A replay
+/// of the start together with its end, after the start alone was applied, must still end the
+/// session (the bulk path is refused by the key and the idempotent statements run), and count
+/// the session once. Values written by the bulk path read back exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_start_with_its_end_ends_the_session_and_counts_once() {
+    let harness = Harness::new().await;
+    let user_id = Uuid::now_v7();
+    let at = truncate_to_micros(Utc::now());
+    let session = |session_id| {
+        DomainEvent::SessionStarted(SessionStarted {
+            session_id,
+            user_id,
+            started_at: at,
+            discipline: Discipline::TopRope,
+            indoor: false,
+            location_name: Some("crag \t\"north\" ü".into()),
+            planned_minutes: Some(90),
+        })
+    };
+    let end = |session_id| {
+        DomainEvent::SessionEnded(SessionEnded {
+            session_id,
+            user_id,
+            ended_at: at + chrono::Duration::minutes(75),
+            rpe: Some(8),
+            notes: None,
+            reason: SessionEndReason::Climber,
+        })
+    };
+    let (fresh, replayed) = (Uuid::now_v7(), Uuid::now_v7());
+    let topic = harness.topic("climbing_session");
+    // Batch 1: a session started and ended together (bulk path), another only started.
+    harness
+        .produce(
+            &topic,
+            &[
+                record(&session(fresh), fresh, 1),
+                record(&end(fresh), fresh, 2),
+                record(&session(replayed), replayed, 1),
+            ],
+        )
+        .await;
+    harness.start_service().await;
+    harness.wait_projected(3, Duration::from_secs(60)).await;
+    // Batch 2: the second start again (a producer retry), with its end.
+    harness
+        .produce(
+            &topic,
+            &[
+                record(&session(replayed), replayed, 1),
+                record(&end(replayed), replayed, 2),
+            ],
+        )
+        .await;
+    harness.wait_projected(5, Duration::from_secs(60)).await;
+
+    let rows: Vec<SessionRow> = sqlx::query_as(
+        "select started_at, ended_at, end_rpe, discipline, location_name
+         from read.sessions order by session_id",
+    )
+    .fetch_all(&harness.db)
+    .await
+    .expect("sessions");
+    assert_eq!(rows.len(), 2);
+    for (started_at, ended_at, end_rpe, discipline, location) in &rows {
+        assert_eq!(*started_at, at);
+        assert_eq!(*ended_at, Some(at + chrono::Duration::minutes(75)));
+        assert_eq!(*end_rpe, Some(8));
+        assert_eq!(discipline, "top_rope");
+        assert_eq!(location.as_deref(), Some("crag \t\"north\" ü"));
+    }
+    assert_eq!(
+        harness
+            .scalar("select sessions_started from read.user_stats")
+            .await,
+        2
     );
     assert_eq!(
         harness

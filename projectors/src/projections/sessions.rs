@@ -1,15 +1,23 @@
 //! The `sessions` projection: climbing sessions, their warm-up plans and analysis failures,
-//! and per-user counters. Each run of same-typed events is one multi-row statement.
+//! and per-user counters. New sessions and attempts go in by binary `COPY` (falling back to
+//! idempotent statements when a replay meets a key); every other kind of event is one
+//! multi-row statement per batch, or one statement per event where they are rare.
 
-use cruxlog_schemas::DomainEvent;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use cruxlog_schemas::{
+    DomainEvent,
+    events::{AttemptResult, SessionEnded},
+};
 use futures::future::BoxFuture;
 use sqlx::{Acquire as _, PgConnection};
 use uuid::Uuid;
 
-use cruxlog_schemas::events::AttemptResult;
-
 use super::{json, symbol};
-use crate::projection::{Applied, Projection};
+use crate::{
+    copy::CopyRows,
+    projection::{Applied, Projection},
+};
 
 pub struct Sessions;
 
@@ -160,9 +168,9 @@ impl Projection for Sessions {
         batch: &'a [Applied],
     ) -> BoxFuture<'a, sqlx::Result<()>> {
         Box::pin(async move {
-            // One multi-row statement per kind of event, kinds in causal order (a session is
-            // started before its attempts are logged, corrected, deleted, and before it ends;
-            // erasure comes last); each kind in log order.
+            // Kinds of event in causal order (a session is started before its attempts are
+            // logged, corrected, deleted, and before it ends; erasure comes last); each kind in
+            // log order.
             let mut phases: [Vec<&Applied>; PHASES] = Default::default();
             for applied in batch {
                 if let Some(phase) = phase(&applied.event.event) {
@@ -180,20 +188,25 @@ impl Projection for Sessions {
                 failed,
                 erased,
             ] = &phases;
-            if !started.is_empty() {
-                sessions_started(connection, started).await?;
-            }
-            if !logged.is_empty() {
-                attempts_logged(connection, logged).await?;
-            }
+            // New sessions and attempts in bulk; sessions that end in the batch that starts
+            // them are inserted ended: one row written instead of a row and its update.
+            let merged = new_rows(connection, started, logged, ended).await?;
             if !corrected.is_empty() {
                 attempts(connection, corrected).await?;
             }
             for applied in videos.iter().chain(deleted) {
                 other(connection, applied).await?;
             }
+            let ended: Vec<&Applied> = ended
+                .iter()
+                .copied()
+                .filter(|applied| match &applied.event.event {
+                    DomainEvent::SessionEnded(e) => !merged.contains(&e.session_id),
+                    _ => false,
+                })
+                .collect();
             if !ended.is_empty() {
-                sessions_ended(connection, ended).await?;
+                sessions_ended(connection, &ended).await?;
             }
             if !warmups.is_empty() {
                 warmups_planned(connection, warmups).await?;
@@ -227,7 +240,105 @@ fn phase(event: &DomainEvent) -> Option<usize> {
     })
 }
 
-async fn sessions_started(connection: &mut PgConnection, run: &[&Applied]) -> sqlx::Result<()> {
+/// New sessions (with the ends among `ended` of those that start here) and new attempts, by
+/// binary `COPY`: new rows are the rule (catch-up, live traffic). A replay meets a primary
+/// key; then everything the fast path wrote is rolled back and the idempotent statements run
+/// instead. Returns the sessions whose end was written with their start.
+async fn new_rows(
+    connection: &mut PgConnection,
+    started: &[&Applied],
+    logged: &[&Applied],
+    ended: &[&Applied],
+) -> sqlx::Result<HashSet<Uuid>> {
+    if started.is_empty() && logged.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let mut savepoint = connection.begin().await?;
+    match copy_new_rows(&mut savepoint, started, logged, ended).await {
+        Ok(merged) => {
+            savepoint.commit().await?;
+            Ok(merged)
+        }
+        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("23505") => {
+            savepoint.rollback().await?;
+            if !started.is_empty() {
+                insert_new_sessions(connection, started).await?;
+            }
+            if !logged.is_empty() {
+                insert_new_attempts(connection, &attempt_columns(logged)?).await?;
+            }
+            Ok(HashSet::new())
+        }
+        Err(error) => Err(error),
+    }
+}
+
+async fn copy_new_rows(
+    connection: &mut PgConnection,
+    started: &[&Applied],
+    logged: &[&Applied],
+    ended: &[&Applied],
+) -> sqlx::Result<HashSet<Uuid>> {
+    let mut merged = HashSet::new();
+    if !started.is_empty() {
+        // The latest end of each session, in log order.
+        let mut ends: HashMap<Uuid, &SessionEnded> = HashMap::new();
+        for applied in ended {
+            if let DomainEvent::SessionEnded(e) = &applied.event.event {
+                ends.insert(e.session_id, e);
+            }
+        }
+        let mut rows = CopyRows::new();
+        let mut per_user: BTreeMap<Uuid, i64> = BTreeMap::new();
+        for applied in started {
+            let DomainEvent::SessionStarted(e) = &applied.event.event else {
+                continue;
+            };
+            let end = ends.get(&e.session_id);
+            if end.is_some() {
+                merged.insert(e.session_id);
+            }
+            *per_user.entry(e.user_id).or_default() += 1;
+            rows.row(11)
+                .field(&e.session_id)
+                .field(&e.user_id)
+                .field(&e.started_at)
+                .field(e.discipline.as_str())
+                .field(&e.indoor)
+                .field(&e.location_name)
+                .field(&e.planned_minutes)
+                .field(&end.map(|end| end.ended_at))
+                .field(&end.and_then(|end| end.rpe))
+                .field(&applied.event.envelope.event_id)
+                .field(&applied.event.envelope.occurred_at);
+        }
+        rows.copy_in(&mut *connection, COPY_SESSIONS).await?;
+        // The copy succeeded, so every start is a new session and counts. Users in key
+        // order: two transactions never wait on each other's counters in opposite orders.
+        let (users, counts): (Vec<Uuid>, Vec<i64>) = per_user.into_iter().unzip();
+        sqlx::query(
+            "insert into user_stats (user_id, sessions_started)
+             select * from unnest($1::uuid[], $2::bigint[])
+             on conflict (user_id) do update
+             set sessions_started = user_stats.sessions_started + excluded.sessions_started",
+        )
+        .bind(&users)
+        .bind(&counts)
+        .execute(&mut *connection)
+        .await?;
+    }
+    if !logged.is_empty() {
+        copy_attempts(&mut *connection, logged).await?;
+    }
+    Ok(merged)
+}
+
+const COPY_SESSIONS: &str = "copy sessions (session_id, user_id, started_at, discipline, indoor,
+    location_name, planned_minutes, ended_at, end_rpe, event_id, created_at) from stdin (format binary)";
+
+/// The sessions of a run not already there; counters move only for rows actually inserted,
+/// so a replay changes nothing.
+async fn insert_new_sessions(connection: &mut PgConnection, run: &[&Applied]) -> sqlx::Result<()> {
     let mut columns = SessionColumns::default();
     for applied in run {
         if let DomainEvent::SessionStarted(event) = &applied.event.event {
@@ -242,7 +353,6 @@ async fn sessions_started(connection: &mut PgConnection, run: &[&Applied]) -> sq
             columns.created_at.push(applied.event.envelope.occurred_at);
         }
     }
-    // Counters move only for rows actually inserted, so a replay changes nothing.
     sqlx::query(
         "with inserted as (
             insert into sessions (session_id, user_id, started_at, discipline, indoor, location_name,
@@ -364,9 +474,51 @@ async fn sessions_ended(connection: &mut PgConnection, run: &[&Applied]) -> sqlx
     Ok(())
 }
 
-/// New attempts, one multi-row statement per run. A replayed `AttemptLogged` changes nothing
-/// (a later correction keeps its details).
-async fn attempts_logged(connection: &mut PgConnection, run: &[&Applied]) -> sqlx::Result<()> {
+/// New attempts, one binary `COPY` per run.
+async fn copy_attempts(connection: &mut PgConnection, run: &[&Applied]) -> sqlx::Result<()> {
+    let mut rows = CopyRows::new();
+    for applied in run {
+        let DomainEvent::AttemptLogged(e) = &applied.event.event else {
+            continue;
+        };
+        let d = &e.details;
+        let grade = d.grade.as_ref();
+        rows.row(18)
+            .field(&e.attempt_id)
+            .field(&e.session_id)
+            .field(&e.user_id)
+            .field(&e.attempted_at)
+            .field(&d.route_id)
+            .field(&d.route_description)
+            .field(&grade.map(|g| symbol(&g.system)))
+            .field(&grade.map(|g| g.label.as_str()))
+            .field(&grade.and_then(|g| g.difficulty().ok()))
+            .field(&symbol(&d.style))
+            .field(&symbol(&d.result))
+            .field(&sent(&d.result))
+            .field(&d.falls)
+            .field(&d.duration_ms)
+            .field(&d.rpe);
+        rows.jsonb(&d.beta)?;
+        match &d.notes {
+            Some(notes) => rows.jsonb(notes)?,
+            None => rows.null(),
+        };
+        rows.field(&applied.event.envelope.occurred_at);
+    }
+    rows.copy_in(connection, COPY_ATTEMPTS).await?;
+    Ok(())
+}
+
+fn sent(result: &AttemptResult) -> bool {
+    !matches!(result, AttemptResult::Fail | AttemptResult::Unknown)
+}
+
+const COPY_ATTEMPTS: &str = "copy attempts (attempt_id, session_id, user_id, attempted_at, route_id,
+    route_description, grade_system, grade_label, difficulty, style, result, sent, falls, duration_ms,
+    rpe, beta, notes, updated_at) from stdin (format binary)";
+
+fn attempt_columns(run: &[&Applied]) -> sqlx::Result<AttemptColumns> {
     let mut c = AttemptColumns::default();
     for applied in run {
         let DomainEvent::AttemptLogged(e) = &applied.event.event else {
@@ -387,10 +539,7 @@ async fn attempts_logged(connection: &mut PgConnection, run: &[&Applied]) -> sql
             .push(d.grade.as_ref().and_then(|g| g.difficulty().ok()));
         c.style.push(symbol(&d.style));
         c.result.push(symbol(&d.result));
-        c.sent.push(!matches!(
-            d.result,
-            AttemptResult::Fail | AttemptResult::Unknown
-        ));
+        c.sent.push(sent(&d.result));
         c.falls.push(d.falls);
         c.duration_ms.push(d.duration_ms);
         c.rpe.push(d.rpe);
@@ -398,31 +547,15 @@ async fn attempts_logged(connection: &mut PgConnection, run: &[&Applied]) -> sql
         c.notes.push(d.notes.as_ref().map(json).transpose()?);
         c.updated_at.push(applied.event.envelope.occurred_at);
     }
-    // Plain insert first: new attempts are the rule. A replay meets the primary key; then the
-    // run is inserted again leaving out the attempts already there (a later correction keeps
-    // its details).
-    let mut savepoint = connection.begin().await?;
-    match insert_attempts(&mut savepoint, &c, false).await {
-        Ok(()) => savepoint.commit().await,
-        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("23505") => {
-            savepoint.rollback().await?;
-            insert_attempts(connection, &c, true).await
-        }
-        Err(error) => Err(error),
-    }
+    Ok(c)
 }
 
-async fn insert_attempts(
+/// The attempts of a run not already there, each once.
+async fn insert_new_attempts(
     connection: &mut PgConnection,
     c: &AttemptColumns,
-    skip_existing: bool,
 ) -> sqlx::Result<()> {
-    let sql = if skip_existing {
-        INSERT_ATTEMPTS_NEW
-    } else {
-        INSERT_ATTEMPTS
-    };
-    sqlx::query(sql)
+    sqlx::query(INSERT_ATTEMPTS_NEW)
         .bind(&c.attempt_id)
         .bind(&c.session_id)
         .bind(&c.user_id)
@@ -445,14 +578,6 @@ async fn insert_attempts(
         .await?;
     Ok(())
 }
-
-const INSERT_ATTEMPTS: &str = "
-    insert into attempts (attempt_id, session_id, user_id, attempted_at, route_id, route_description,
-        grade_system, grade_label, difficulty, style, result, sent, falls, duration_ms, rpe, beta, notes,
-        updated_at)
-    select * from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[], $5::uuid[], $6::text[],
-        $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::bool[], $13::int[], $14::bigint[],
-        $15::int[], $16::jsonb[], $17::jsonb[], $18::timestamptz[])";
 
 const INSERT_ATTEMPTS_NEW: &str = "
     insert into attempts (attempt_id, session_id, user_id, attempted_at, route_id, route_description,
