@@ -26,6 +26,9 @@ pub enum ApiError {
     /// 401: no valid access token.
     #[error("unauthorized: {0}")]
     Unauthorized(&'static str),
+    /// 403: signed in, but this needs the admin role.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
     /// 404: nothing there, or not the caller's to see (the two are not told apart).
     #[error("not found")]
     NotFound,
@@ -90,6 +93,7 @@ impl ApiError {
                 "Invalid fields",
             ),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             Self::VersionConflict { .. } => {
