@@ -5,7 +5,7 @@
 //! started, calls fail fast with [`WorkerError::Unavailable`] and the caller waits (degraded).
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, VecDeque},
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicU64, AtomicUsize, Ordering},
@@ -47,7 +47,8 @@ struct Inner {
     settings: PoolSettings,
     /// One permit per worker process: a lease holds one.
     slots: Semaphore,
-    idle: Mutex<Vec<Worker>>,
+    /// Idle workers: jobs take the most recently used (back), health checks the oldest (front).
+    idle: Mutex<VecDeque<Worker>>,
     /// Lease number to worker pid, for operators and failure-injection tests.
     busy: Mutex<BTreeMap<u64, u32>>,
     next_lease: AtomicU64,
@@ -64,7 +65,7 @@ impl Pool {
                 command,
                 slots: Semaphore::new(size),
                 settings: PoolSettings { size, ..settings },
-                idle: Mutex::new(Vec::new()),
+                idle: Mutex::new(VecDeque::new()),
                 busy: Mutex::new(BTreeMap::new()),
                 next_lease: AtomicU64::new(0),
                 alive: AtomicUsize::new(0),
@@ -93,6 +94,11 @@ impl Pool {
         lock(&self.inner.busy).values().copied().collect()
     }
 
+    /// Pids of the idle workers.
+    pub fn idle_pids(&self) -> Vec<u32> {
+        lock(&self.inner.idle).iter().map(|w| w.hello.pid).collect()
+    }
+
     /// Calls a method on an idle worker (started if none is idle); waits for a free slot.
     pub async fn call(
         &self,
@@ -106,7 +112,7 @@ impl Pool {
             .acquire()
             .await
             .map_err(|_| WorkerError::Unavailable("pool closed".into()))?;
-        let mut worker = match self.take_idle() {
+        let mut worker = match self.take_idle(false) {
             Some(worker) => worker,
             None => self.spawn().await?,
         };
@@ -168,7 +174,7 @@ impl Pool {
             let Ok(_slot) = self.inner.slots.try_acquire() else {
                 return;
             };
-            let Some(mut worker) = self.take_idle() else {
+            let Some(mut worker) = self.take_idle(true) else {
                 return;
             };
             let answer = worker
@@ -181,9 +187,14 @@ impl Pool {
         }
     }
 
-    fn take_idle(&self) -> Option<Worker> {
+    /// An idle worker that is still running: the oldest one or the most recently used one.
+    fn take_idle(&self, oldest: bool) -> Option<Worker> {
         let mut idle = lock(&self.inner.idle);
-        while let Some(mut worker) = idle.pop() {
+        while let Some(mut worker) = if oldest {
+            idle.pop_front()
+        } else {
+            idle.pop_back()
+        } {
             if worker.is_alive() {
                 return Some(worker);
             }
@@ -223,7 +234,7 @@ impl Pool {
                 "worker removed; a fresh one replaces it"
             );
         } else {
-            lock(&self.inner.idle).push(worker);
+            lock(&self.inner.idle).push_back(worker);
         }
         self.publish_alive();
     }

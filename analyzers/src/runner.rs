@@ -81,6 +81,7 @@ impl WarmupRunner {
     }
 
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let mut failing = false;
         loop {
             let message = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
@@ -89,11 +90,15 @@ impl WarmupRunner {
             let message = match message {
                 Ok(message) => message.detach(),
                 Err(error) => {
-                    tracing::warn!(%error, "kafka receive error");
+                    // librdkafka reconnects by itself; log an outage once, not every poll.
+                    if !std::mem::replace(&mut failing, true) {
+                        tracing::warn!(%error, "kafka receive error");
+                    }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
             };
+            failing = false;
             let Some(records) = self.handle(&message, &shutdown).await? else {
                 // Shut down mid-input: the input is re-read on the next start.
                 return Ok(());

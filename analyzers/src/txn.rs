@@ -40,6 +40,18 @@ pub enum TxnError {
     Encode(#[from] cruxlog_schemas::CodecError),
 }
 
+impl TxnError {
+    /// Another producer with the same transactional id took over: this one must stop rather
+    /// than fence it back.
+    pub fn is_fenced(&self) -> bool {
+        use rdkafka::types::RDKafkaErrorCode as Code;
+        matches!(self, Self::Fatal(error) if matches!(
+            error.rdkafka_error_code(),
+            Some(Code::Fenced | Code::ProducerFenced | Code::InvalidProducerEpoch)
+        ))
+    }
+}
+
 /// One record to append in a transaction.
 #[derive(Debug, Clone)]
 pub struct Record {

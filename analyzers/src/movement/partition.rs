@@ -33,7 +33,7 @@ use super::{
     NAME,
     job::{JobContext, Outcome},
 };
-use crate::txn::{self, Record};
+use crate::txn::{self, Record, TxnError};
 
 /// What every partition pipeline of one deployment shares.
 pub struct Shared {
@@ -63,19 +63,7 @@ impl Pipeline {
             .set("enable.partition.eof", "true")
             .create()
             .context("creating the consumer")?;
-        let producer: FutureProducer = shared
-            .kafka
-            .producer()
-            .set(
-                "transactional.id",
-                format!("{}-{}-p{partition}", shared.group, shared.instance_id),
-            )
-            .create()
-            .context("creating the producer")?;
-        let init = producer.clone();
-        tokio::task::spawn_blocking(move || init.init_transactions(Duration::from_secs(30)))
-            .await?
-            .context("initialising Kafka transactions")?;
+        let producer = transactional_producer(&shared, partition).await?;
         Ok(Self {
             shared,
             partition,
@@ -85,8 +73,46 @@ impl Pipeline {
         })
     }
 
+    /// Serves the partition until shutdown. A producer left broken by a broker failure
+    /// (a fatal transaction error other than being fenced) is replaced, and the partition is
+    /// read again from the start: its `init_transactions` settles the broken transaction, and
+    /// the scan shows whether its result landed, so nothing is lost or doubled.
     pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Some(scanned) = self.learn_done(&shutdown).await? else {
+        let mut pause = Duration::from_millis(500);
+        loop {
+            let error = match self.serve(&shutdown).await {
+                Ok(()) => return Ok(()),
+                Err(error) => error,
+            };
+            let recoverable = error
+                .downcast_ref::<TxnError>()
+                .is_some_and(|e| matches!(e, TxnError::Fatal(_)) && !e.is_fenced());
+            if !recoverable {
+                return Err(error);
+            }
+            tracing::warn!(partition = self.partition, error = %error, "producer broken; replacing it and re-reading the partition");
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(10));
+                match transactional_producer(&self.shared, self.partition).await {
+                    Ok(producer) => {
+                        self.producer = producer;
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = format!("{error:#}"), "new producer not ready")
+                    }
+                }
+            }
+            self.done.clear();
+        }
+    }
+
+    async fn serve(&mut self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        let Some(scanned) = self.learn_done(shutdown).await? else {
             return Ok(());
         };
         tracing::info!(
@@ -96,6 +122,7 @@ impl Pipeline {
             "partition ready"
         );
         self.assign(Offset::Stored)?;
+        let mut failing_since = None;
         loop {
             let received = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
@@ -105,12 +132,16 @@ impl Pipeline {
                 Ok(message) => message.detach(),
                 Err(KafkaError::PartitionEOF(_)) => continue,
                 Err(error) => {
-                    tracing::warn!(%error, partition = self.partition, "kafka receive error");
+                    // librdkafka reconnects by itself; log an outage once, not every poll.
+                    if failing_since.replace(std::time::Instant::now()).is_none() {
+                        tracing::warn!(%error, partition = self.partition, "kafka receive error");
+                    }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
             };
-            if !self.handle(message, &shutdown).await? {
+            failing_since = None;
+            if !self.handle(message, shutdown).await? {
                 return Ok(());
             }
         }
@@ -142,7 +173,7 @@ impl Pipeline {
                 }
                 Err(KafkaError::PartitionEOF(_)) => return Ok(Some(scanned)),
                 Err(error) => {
-                    tracing::warn!(%error, "kafka receive error while scanning");
+                    tracing::debug!(%error, "kafka receive error while scanning");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
@@ -283,4 +314,22 @@ fn job_span(decoded: &DecodedEvent, message: &OwnedMessage) -> tracing::Span {
         partition = message.partition(),
         offset = message.offset(),
     )
+}
+
+/// A producer with this partition's transactional id, initialised (fencing older ones).
+async fn transactional_producer(shared: &Shared, partition: i32) -> anyhow::Result<FutureProducer> {
+    let producer: FutureProducer = shared
+        .kafka
+        .producer()
+        .set(
+            "transactional.id",
+            format!("{}-{}-p{partition}", shared.group, shared.instance_id),
+        )
+        .create()
+        .context("creating the producer")?;
+    let init = producer.clone();
+    tokio::task::spawn_blocking(move || init.init_transactions(Duration::from_secs(30)))
+        .await?
+        .context("initialising Kafka transactions")?;
+    Ok(producer)
 }

@@ -52,8 +52,16 @@ pub struct Harness {
 impl Harness {
     /// A fresh environment and a config for the scripted worker with short bounds.
     pub async fn new() -> Self {
+        Self::new_on(None).await
+    }
+
+    /// The same on another broker (a test's private one).
+    pub async fn new_on(brokers: Option<String>) -> Self {
         cruxlog_runtime::telemetry::init_for_tests();
-        let env = TestEnv::new().await;
+        let mut env = TestEnv::new().await;
+        if let Some(brokers) = brokers {
+            env.kafka.brokers = brokers;
+        }
         env.kafka.ensure_event_topics().await.expect("topics");
         let blob_dir = tempfile::tempdir().expect("blob dir");
         let mut config = Config::default();
