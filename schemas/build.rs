@@ -4,7 +4,10 @@
 use std::{env, fmt::Write as _, fs, path::Path};
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("avro");
+    // Read at run time: a build script binary reused from another checkout of the same
+    // crate (a shared target directory) must not read that checkout's schemas.
+    let manifest_dir = env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest_dir).join("avro");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut entries = Vec::new();
     let mut names: Vec<_> = fs::read_dir(&root)

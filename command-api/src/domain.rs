@@ -281,7 +281,7 @@ mod tests {
                 .is_empty()
         );
         assert!(matches!(
-            attach_video(Some(deleted), &video),
+            attach_video(Some(deleted), &video, &media),
             Err(ApiError::NotFound)
         ));
     }

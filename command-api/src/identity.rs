@@ -12,7 +12,7 @@ use axum::{
 use cruxlog_schemas::{
     Actor, ActorRole,
     events::{
-        Role, RoleGranted, Sealed, UserRegistered,
+        Sealed, UserRegistered, aggregate,
         sealed::{ContactDetails, Credential},
     },
 };
@@ -25,7 +25,7 @@ use crate::{
     command::{self, Command},
     error::{ApiError, FieldError, Result},
     json::ValidJson,
-    passwords, rate_limit,
+    passwords, rate_limit, user_domain, writer,
 };
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -198,18 +198,15 @@ async fn register_user(
         credential: Sealed::dev(key_id, &Credential { password_phc: phc }),
         locale: body.locale,
     };
-    let appended = async {
-        let mut position = command::append(state, command, user_id, 1, &event).await?;
-        if admin {
-            let grant = RoleGranted {
-                user_id,
-                role: Role::Admin,
-            };
-            position = command::append(state, command, user_id, 2, &grant).await?;
-        }
-        Ok::<_, ApiError>(position)
-    }
-    .await;
+    let appended = writer::execute(state, command, aggregate::USER, user_id, None, |s| {
+        user_domain::register(s, &event, admin)
+    })
+    .await
+    .and_then(|written| {
+        written
+            .position
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a registration has a position")))
+    });
     match appended {
         Ok(position) => {
             accounts::activate(&state.db, user_id).await?;

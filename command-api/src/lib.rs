@@ -21,7 +21,7 @@
 //! - [`sessions`]: the climbing-session resource.
 //! - [`attempts`]: commands on a session: attempts, end.
 //! - [`uploads`]: videos and photos streamed to the object store, checked from their bytes.
-//! - [`domain`]: the session aggregate's decisions, pure.
+//! - [`domain`], [`user_domain`]: the session's and the user's decisions, pure.
 //! - [`writer`]: optimistic concurrency on Kafka through aggregate heads (W3).
 //! - [`log_scan`]: reading the log back to settle an append whose writer died.
 //! - [`metrics`]: Prometheus metrics and their middleware.
@@ -47,6 +47,7 @@ pub mod read_models;
 pub mod reads;
 pub mod sessions;
 pub mod uploads;
+pub mod user_domain;
 pub mod videos;
 pub mod writer;
 
@@ -89,7 +90,7 @@ pub fn app(state: AppState) -> Router {
         .merge(sessions::router())
         .merge(attempts::router())
         .merge(reads::router())
-        .merge(videos::router(&state))
+        .merge(videos::router())
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn_with_state(
             state.clone(),

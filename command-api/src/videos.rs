@@ -6,7 +6,7 @@
 use axum::{
     Json, Router,
     body::Body,
-    extract::{DefaultBodyLimit, Path, Query, State},
+    extract::{Path, Query, State},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse as _, Response},
     routing::post,
@@ -32,12 +32,12 @@ use crate::{
 /// The analyzer that reads climbing videos (see `analyzers/src/movement`).
 pub const MOVEMENT: &str = "movement";
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    let limit = usize::try_from(state.config.uploads.max_video_bytes).unwrap_or(usize::MAX);
+/// The upload reads its body as a stream; [`uploads`] enforces the size limits itself.
+pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/v1/sessions/{session_id}/attempts/{attempt_id}/videos",
-            post(upload).layer(DefaultBodyLimit::max(limit)),
+            post(upload),
         )
         .route(
             "/v1/sessions/{session_id}/videos/{video_id}/analyses",

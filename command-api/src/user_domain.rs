@@ -1,0 +1,117 @@
+//! The user aggregate's decisions the API makes (registration, roles), pure like
+//! [`crate::domain`]. The state lives in the user's head (see [`crate::writer`]).
+
+use std::collections::BTreeSet;
+
+use cruxlog_schemas::events::{Role, RoleGranted, RoleRevoked, UserRegistered};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::ApiError,
+    writer::{Decision, NewEvent},
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserState {
+    /// Roles held beyond the implicit `user`, as lower-case names.
+    pub roles: BTreeSet<String>,
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Admin => "admin",
+        Role::User => "user",
+        Role::Unknown => "unknown",
+    }
+}
+
+/// A new account, optionally an admin from the start (the operator's `create-admin`).
+pub fn register(
+    state: Option<UserState>,
+    event: &UserRegistered,
+    admin: bool,
+) -> Decision<UserState> {
+    if let Some(state) = state {
+        // The same registration re-run after a crash (keyed): nothing more to append.
+        return Ok((vec![], state));
+    }
+    let mut events = vec![NewEvent::new(event.clone())];
+    let mut roles = BTreeSet::new();
+    if admin {
+        events.push(NewEvent::new(RoleGranted {
+            user_id: event.user_id,
+            role: Role::Admin,
+        }));
+        roles.insert("admin".to_owned());
+    }
+    Ok((events, UserState { roles }))
+}
+
+pub fn grant(state: Option<UserState>, event: &RoleGranted) -> Decision<UserState> {
+    let mut state = state.ok_or(ApiError::NotFound)?;
+    if event.role == Role::Unknown {
+        return Err(ApiError::invalid("role", "must be admin or user"));
+    }
+    // `user` is implicit and `admin` held already: nothing to append.
+    if event.role == Role::User || !state.roles.insert(role_name(event.role).to_owned()) {
+        return Ok((vec![], state));
+    }
+    Ok((vec![NewEvent::new(event.clone())], state))
+}
+
+pub fn revoke(state: Option<UserState>, event: &RoleRevoked) -> Decision<UserState> {
+    let mut state = state.ok_or(ApiError::NotFound)?;
+    if event.role == Role::User {
+        return Err(ApiError::invalid("role", "the user role cannot be revoked"));
+    }
+    if !state.roles.remove(role_name(event.role)) {
+        return Ok((vec![], state));
+    }
+    Ok((vec![NewEvent::new(event.clone())], state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_granted_and_revoked_once_and_unknown_users_are_not_found() {
+        let user_id = uuid::Uuid::now_v7();
+        let grant_admin = RoleGranted {
+            user_id,
+            role: Role::Admin,
+        };
+        assert!(matches!(grant(None, &grant_admin), Err(ApiError::NotFound)));
+        let state = UserState {
+            roles: BTreeSet::new(),
+        };
+        let (events, state) = grant(Some(state), &grant_admin).expect("grants");
+        assert_eq!(events.len(), 1);
+        assert!(
+            grant(Some(state.clone()), &grant_admin)
+                .expect("again")
+                .0
+                .is_empty()
+        );
+        let revoke_admin = RoleRevoked {
+            user_id,
+            role: Role::Admin,
+        };
+        let (events, state) = revoke(Some(state), &revoke_admin).expect("revokes");
+        assert_eq!(events.len(), 1);
+        assert!(
+            revoke(Some(state.clone()), &revoke_admin)
+                .expect("again")
+                .0
+                .is_empty()
+        );
+        let revoke_user = RoleRevoked {
+            user_id,
+            role: Role::User,
+        };
+        assert!(matches!(
+            revoke(Some(state), &revoke_user),
+            Err(ApiError::Validation(_))
+        ));
+    }
+}
