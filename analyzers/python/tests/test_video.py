@@ -168,6 +168,18 @@ def test_prefetch_stops_its_thread_when_abandoned() -> None:
     assert closed.wait(5)
 
 
+def test_variable_frame_rate_uses_the_stream_timestamps(tmp_path: Path, clip: Path) -> None:
+    vfr = tmp_path / "vfr.mp4"
+    slow_down = "setpts='if(lt(N,60),N/30,2+(N-60)/15)/TB'"  # 30 fps for 2 s, then 15 fps
+    cmd = [ffmpeg_exe(), "-v", "error", "-i", str(clip), "-vf", slow_down, "-fps_mode"]
+    cmd += ["passthrough", "-c:v", "libx264", "-preset", "ultrafast", str(vfr)]
+    subprocess.run(cmd, check=True, timeout=60)
+    stats = DecodeStats()
+    indices = [i for i, _ in read_frames(probe(vfr), step=30, stats=stats)]
+    assert indices == [0, 30, 60, 90]
+    assert [stats.times_s[i] for i in indices] == pytest.approx([0.0, 1.0, 2.0, 4.0], abs=0.02)
+
+
 def test_mov_container_with_rotation(tmp_path: Path, rotated_clip: Path) -> None:
     mov = tmp_path / "phone.mov"
     cmd = [ffmpeg_exe(), "-v", "error", "-i", str(rotated_clip), "-c", "copy", str(mov)]

@@ -86,7 +86,7 @@ def estimate_poses(
     index_array = np.array(indices, dtype=np.int64)
     return PoseTrack(
         frame_index=index_array,
-        times_s=index_array / info.fps,
+        times_s=np.array([stats.times_s.get(i, i / info.fps) for i in indices], dtype=np.float64),
         keypoints=np.array(rows, dtype=np.float64).reshape(len(rows), LANDMARKS, 4),
         sources=np.array(sources, dtype=np.int8),
         decoded_frames=stats.decoded,

@@ -29,7 +29,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, TypeVar
 
@@ -220,6 +220,9 @@ class DecodeStats:
 
     decoded: int = 0
     stopped_at_limit: bool = False
+    times_s: dict[int, float] = field(default_factory=dict)
+    """Presentation time of every yielded frame (from the stream; phone videos often have a
+    variable frame rate), set before the frame is yielded."""
 
 
 def frame_limit(info: VideoInfo) -> int:
@@ -246,6 +249,7 @@ def read_frames(
     stats = stats if stats is not None else DecodeStats()
     cap = _open(info.path)
     index = 0
+    last_time = -1.0
     try:
         while index < limit:
             if index % step:
@@ -256,6 +260,10 @@ def read_frames(
                 if not ok or bgr is None:
                     break
                 rgb: Frame = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+                pts = float(cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
+                ok_pts = math.isfinite(pts) and pts > last_time and (pts > 0 or index == 0)
+                last_time = pts if ok_pts else max(last_time + 1e-3, index / info.fps)
+                stats.times_s[index] = last_time
                 index += 1
                 stats.decoded = index
                 yield index - 1, rotate(rgb, info.rotation_degrees)
