@@ -49,7 +49,9 @@ def log(text: str) -> None:
 
 
 def clip(cache: Path, seconds: float, back_view: bool = False) -> Path:
-    path = cache / f"climb-{seconds:g}s-1280x720-30fps{'-back' if back_view else ''}.mp4"
+    # the name carries the generator's rhythm, so a changed generator makes new clips
+    rhythm = f"move{tv.MOVE_S:g}-pause{tv.PAUSE_S:g}"
+    path = cache / f"climb-{seconds:g}s-1280x720-30fps-{rhythm}{'-back' if back_view else ''}.mp4"
     if not path.exists():
         started = time.perf_counter()
         tv.make_test_video(path, seconds=seconds, back_view=back_view)

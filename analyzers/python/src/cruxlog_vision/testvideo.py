@@ -28,7 +28,7 @@ from cruxlog_vision.video import Frame, rotate
 
 PEOPLE: Final = ("camera", "astronaut", "grace_hopper")
 MOVE_S: Final = 1.0
-PAUSE_S: Final = 1.0
+PAUSE_S: Final = 1.5
 PERSON_HEIGHT: Final = 0.42
 """Height of the pasted photo as a share of the frame height."""
 
