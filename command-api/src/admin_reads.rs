@@ -1,0 +1,252 @@
+//! Admin reads: the user list (ids, dates and roles only, no personal data), one user's
+//! personal data and sessions (each read audited first, see [`crate::admin::audit_read`]),
+//! pipeline health (projection builds, lag per partition, dead letters) and the audit log.
+
+use std::time::Duration;
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::HeaderMap,
+};
+use chrono::{DateTime, Utc};
+use cruxlog_schemas::events::{PersonalResource, sealed::ContactDetails};
+use rdkafka::producer::Producer as _;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    AppState,
+    accounts::db_error,
+    admin::{Access, Admin, audit_read},
+    error::{ApiError, Result},
+    read_models::{self, SessionSummary},
+};
+
+#[derive(Debug, Serialize, Deserialize, sqlx::FromRow)]
+pub struct UserLine {
+    pub user_id: Uuid,
+    pub registered_at: DateTime<Utc>,
+    pub erased_at: Option<DateTime<Utc>>,
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Page {
+    /// 1..=200, default 50.
+    pub limit: Option<i64>,
+    /// Users registered before this instant (the last line's `registered_at`).
+    pub before: Option<DateTime<Utc>>,
+}
+
+/// `GET /v1/admin/users`: newest first; ids and roles only, so not audited.
+pub async fn users(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Query(page): Query<Page>,
+) -> Result<Json<Vec<UserLine>>> {
+    let limit = page.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be between 1 and 200"));
+    }
+    let users = sqlx::query_as(
+        "select u.user_id, u.registered_at, u.erased_at,
+                coalesce(array_agg(r.role order by r.role) filter (where r.role is not null), '{}') as roles
+           from read.users u left join read.user_roles r using (user_id)
+          where $1::timestamptz is null or u.registered_at < $1
+          group by u.user_id, u.registered_at, u.erased_at
+          order by u.registered_at desc limit $2",
+    )
+    .bind(page.before)
+    .bind(limit)
+    .fetch_all(&state.db)
+    .await
+    .map_err(db_error)?;
+    Ok(Json(users))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UserDetail {
+    pub user_id: Uuid,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub locale: Option<String>,
+    pub registered_at: DateTime<Utc>,
+    pub erased_at: Option<DateTime<Utc>>,
+    pub roles: Vec<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    contact: Option<serde_json::Value>,
+    locale: Option<String>,
+    registered_at: DateTime<Utc>,
+    erased_at: Option<DateTime<Utc>>,
+    roles: Vec<String>,
+}
+
+/// `GET /v1/admin/users/{id}?reason=...`: contact details, audited.
+pub async fn user(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(user_id): Path<String>,
+    Query(access): Query<Access>,
+    headers: HeaderMap,
+) -> Result<Json<UserDetail>> {
+    let user_id = Uuid::parse_str(&user_id).map_err(|_| ApiError::NotFound)?;
+    let row: UserRow = sqlx::query_as(
+        "select u.contact, u.locale, u.registered_at, u.erased_at,
+                coalesce((select array_agg(role order by role) from read.user_roles r
+                           where r.user_id = u.user_id), '{}') as roles
+           from read.users u where u.user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(&state.db)
+    .await
+    .map_err(db_error)?
+    .ok_or(ApiError::NotFound)?;
+    audit_read(
+        &state,
+        &admin,
+        &headers,
+        user_id,
+        PersonalResource::Contact,
+        &access,
+    )
+    .await?;
+    let contact = row.contact.as_ref().and_then(open_contact);
+    Ok(Json(UserDetail {
+        user_id,
+        email: contact.as_ref().map(|c| c.email.clone()),
+        display_name: contact.map(|c| c.display_name),
+        locale: row.locale,
+        registered_at: row.registered_at,
+        erased_at: row.erased_at,
+        roles: row.roles,
+    }))
+}
+
+/// A projected sealed contact, readable while sealing is `PLAINTEXT_DEV`.
+fn open_contact(sealed: &serde_json::Value) -> Option<ContactDetails> {
+    if sealed["algorithm"] != "PLAINTEXT_DEV" {
+        return None;
+    }
+    let bytes: Vec<u8> = serde_json::from_value(sealed["ciphertext"].clone()).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// `GET /v1/admin/users/{id}/sessions?reason=...`: the user's latest sessions, audited.
+pub async fn sessions(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(user_id): Path<String>,
+    Query(access): Query<Access>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<SessionSummary>>> {
+    let user_id = Uuid::parse_str(&user_id).map_err(|_| ApiError::NotFound)?;
+    audit_read(
+        &state,
+        &admin,
+        &headers,
+        user_id,
+        PersonalResource::Sessions,
+        &access,
+    )
+    .await?;
+    let filter = read_models::SessionFilter {
+        owner: user_id,
+        from: None,
+        to: None,
+        discipline: None,
+        after: None,
+        limit: 100,
+    };
+    Ok(Json(read_models::sessions(&state.db, &filter).await?))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Pipeline {
+    /// Live and building projection builds with events applied and dead letters.
+    pub projections: Vec<serde_json::Value>,
+    /// Per live projection and partition: records in the log not yet applied.
+    pub lag: Vec<PartitionLag>,
+}
+
+#[derive(Debug, Serialize, Deserialize, sqlx::FromRow)]
+pub struct PartitionLag {
+    pub projection: String,
+    pub topic: String,
+    pub partition: i32,
+    pub next_offset: i64,
+    #[sqlx(skip)]
+    pub log_end: Option<i64>,
+    #[sqlx(skip)]
+    pub lag: Option<i64>,
+}
+
+/// `GET /v1/admin/pipeline`.
+pub async fn pipeline(State(state): State<AppState>, _admin: Admin) -> Result<Json<Pipeline>> {
+    let projections: Vec<serde_json::Value> = sqlx::query_scalar(
+        "select to_jsonb(h) from read.projection_health h order by h.projection, h.build_id",
+    )
+    .fetch_all(&state.db)
+    .await
+    .map_err(db_error)?;
+    let mut lag: Vec<PartitionLag> = sqlx::query_as(
+        "select projection, topic, partition, next_offset from read.projection_offsets
+          order by projection, topic, partition",
+    )
+    .fetch_all(&state.db)
+    .await
+    .map_err(db_error)?;
+    let producer = state.log.producer().clone();
+    let wanted: Vec<(String, i32)> = lag.iter().map(|l| (l.topic.clone(), l.partition)).collect();
+    let ends = tokio::task::spawn_blocking(move || {
+        wanted
+            .into_iter()
+            .map(|(topic, partition)| {
+                producer
+                    .client()
+                    .fetch_watermarks(&topic, partition, Duration::from_secs(1))
+                    .ok()
+                    .map(|(_, high)| high)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|error| ApiError::Internal(error.into()))?;
+    for (line, end) in lag.iter_mut().zip(ends) {
+        line.log_end = end;
+        line.lag = end.map(|end| (end - line.next_offset).max(0));
+    }
+    Ok(Json(Pipeline { projections, lag }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    pub subject: Option<Uuid>,
+    pub limit: Option<i64>,
+}
+
+/// `GET /v1/admin/audit`: newest first, optionally about one subject. Holds ids only.
+pub async fn audit(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<Vec<serde_json::Value>>> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be between 1 and 500"));
+    }
+    let lines = sqlx::query_scalar(
+        "select to_jsonb(a) from read.audit_log a
+          where $1::uuid is null or a.subject_user_id = $1
+          order by a.occurred_at desc limit $2",
+    )
+    .bind(query.subject)
+    .bind(limit)
+    .fetch_all(&state.db)
+    .await
+    .map_err(db_error)?;
+    Ok(Json(lines))
+}
