@@ -116,10 +116,10 @@ impl Pool {
             Some(worker) => worker,
             None => self.spawn().await?,
         };
-        let lease = self.inner.next_lease.fetch_add(1, Ordering::Relaxed);
-        lock(&self.inner.busy).insert(lease, worker.hello.pid);
+        let mut lease = Lease::new(self, worker.hello.pid);
         let result = worker.call(method, params, timeout).await;
-        lock(&self.inner.busy).remove(&lease);
+        lease.returned = true;
+        drop(lease);
         let broken = matches!(
             result,
             Err(WorkerError::Timeout(_) | WorkerError::Crashed(_))
@@ -242,6 +242,36 @@ impl Pool {
     fn publish_alive(&self) {
         let alive = i64::try_from(self.alive()).unwrap_or(i64::MAX);
         self.inner.metrics.workers_alive.set(alive);
+    }
+}
+
+/// A worker out on a job. If the job is dropped mid-call (shutdown), so is the worker, which
+/// kills its process: the pool stops counting it.
+struct Lease<'a> {
+    pool: &'a Pool,
+    id: u64,
+    returned: bool,
+}
+
+impl<'a> Lease<'a> {
+    fn new(pool: &'a Pool, pid: u32) -> Self {
+        let id = pool.inner.next_lease.fetch_add(1, Ordering::Relaxed);
+        lock(&pool.inner.busy).insert(id, pid);
+        Self {
+            pool,
+            id,
+            returned: false,
+        }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        lock(&self.pool.inner.busy).remove(&self.id);
+        if !self.returned {
+            self.pool.inner.alive.fetch_sub(1, Ordering::Relaxed);
+            self.pool.publish_alive();
+        }
     }
 }
 

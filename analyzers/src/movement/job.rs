@@ -64,7 +64,16 @@ impl JobContext {
         let settings = &self.settings;
         let (mut attempts, mut pause) = (0, settings.retry_base);
         let outcome = loop {
-            let reason = match self.attempt(request).await {
+            // Shutdown does not wait for a long video: the worker is killed with the dropped
+            // call, and the request is redone after a restart (its offset is not committed).
+            let attempt = tokio::select! {
+                () = shutdown.cancelled() => {
+                    timer.stop_and_discard();
+                    return None;
+                }
+                attempt = self.attempt(request) => attempt,
+            };
+            let reason = match attempt {
                 Ok(completed) => break Outcome::Completed(Box::new(completed)),
                 Err(StepError::Permanent(reason)) => {
                     break Outcome::Failed(super::failed(request, settings.version, reason));

@@ -8,6 +8,8 @@
 //! is removed. Whatever fails (the stream, the size limit, the store, or the caller dropping
 //! the future) leaves nothing behind: the upload is aborted, the staging object deleted, and
 //! [`BlobStore::sweep_staging`] removes what a killed process could not.
+//!
+//! Layout: this file (the store's operations), `open.rs` (configuration and opening).
 
 use std::{
     path::{Path as FsPath, PathBuf},
@@ -17,15 +19,14 @@ use std::{
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _, TryStreamExt as _};
-use object_store::{
-    ObjectStore, ObjectStoreExt as _, WriteMultipart, local::LocalFileSystem, path::Path,
-    prefix::PrefixStore,
-};
+use object_store::{ObjectStore, ObjectStoreExt as _, WriteMultipart, path::Path};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::config::Secret;
+mod open;
+
+pub use open::BlobConfig;
 
 /// Where staging objects live, apart from every content-addressed prefix.
 const STAGING: &str = "_staging";
@@ -36,36 +37,6 @@ const PARTS_IN_FLIGHT: usize = 2;
 const FILE_CHUNK: usize = 256 * 1024;
 
 pub type Result<T, E = BlobError> = std::result::Result<T, E>;
-
-/// The `blobs` section of a service's configuration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct BlobConfig {
-    /// `file:///abs/dir`, a plain directory (relative to the working directory), or
-    /// `s3://bucket/prefix`.
-    pub url: String,
-    /// S3 only; unset means the usual `AWS_*` variables.
-    pub access_key_id: Option<Secret>,
-    pub secret_access_key: Option<Secret>,
-    pub region: Option<String>,
-    /// S3-compatible endpoint (MinIO, Ceph, ...), e.g. `http://127.0.0.1:9000`.
-    pub endpoint: Option<String>,
-    /// Allows a plain-HTTP endpoint (local S3-compatible stores only).
-    pub allow_http: bool,
-}
-
-impl Default for BlobConfig {
-    fn default() -> Self {
-        Self {
-            url: ".local/blobs".into(),
-            access_key_id: None,
-            secret_access_key: None,
-            region: None,
-            endpoint: None,
-            allow_http: false,
-        }
-    }
-}
 
 /// A stored object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,52 +77,6 @@ pub struct BlobStore {
 }
 
 impl BlobStore {
-    /// Opens the store named by the configuration; a local directory is created if missing.
-    pub fn open(config: &BlobConfig) -> Result<Self> {
-        if config.url.starts_with("s3://") {
-            return Self::s3(config);
-        }
-        let dir = config.url.strip_prefix("file://").unwrap_or(&config.url);
-        Self::local(dir)
-    }
-
-    /// A store in a local directory.
-    pub fn local(dir: impl AsRef<FsPath>) -> Result<Self> {
-        let dir = std::path::absolute(dir.as_ref())?;
-        std::fs::create_dir_all(&dir)?;
-        let store = LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true);
-        Ok(Self {
-            store: Arc::new(store),
-            local_root: Some(dir),
-        })
-    }
-
-    fn s3(config: &BlobConfig) -> Result<Self> {
-        let url = url_parts(&config.url)?;
-        let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(url.0);
-        if let Some(key) = &config.access_key_id {
-            builder = builder.with_access_key_id(key.expose());
-        }
-        if let Some(secret) = &config.secret_access_key {
-            builder = builder.with_secret_access_key(secret.expose());
-        }
-        if let Some(region) = &config.region {
-            builder = builder.with_region(region);
-        }
-        if let Some(endpoint) = &config.endpoint {
-            builder = builder.with_endpoint(endpoint);
-        }
-        let s3 = builder.with_allow_http(config.allow_http).build()?;
-        let store: Arc<dyn ObjectStore> = match url.1 {
-            "" => Arc::new(s3),
-            prefix => Arc::new(PrefixStore::new(s3, prefix)),
-        };
-        Ok(Self {
-            store,
-            local_root: None,
-        })
-    }
-
     /// Streams bytes into the store under `<prefix>/sha256/..`, never holding more than a few
     /// parts in memory. Refuses more than `max_bytes` with [`BlobError::TooLarge`]. On any
     /// error, or if this future is dropped, nothing stays in the store.
@@ -393,16 +318,6 @@ fn parse_key(key: &str) -> Result<Path> {
     Path::parse(key).map_err(|_| BlobError::InvalidKey(key.into()))
 }
 
-/// `s3://bucket/some/prefix` to `("bucket", "some/prefix")`.
-fn url_parts(url: &str) -> Result<(&str, &str)> {
-    let rest = url.strip_prefix("s3://").unwrap_or(url);
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    if bucket.is_empty() {
-        return Err(BlobError::Config(format!("no bucket in {url:?}")));
-    }
-    Ok((bucket, prefix.trim_matches('/')))
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
@@ -410,13 +325,6 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn s3_urls_split_into_bucket_and_prefix() {
-        assert_eq!(url_parts("s3://media/prod/").ok(), Some(("media", "prod")));
-        assert_eq!(url_parts("s3://media").ok(), Some(("media", "")));
-        assert!(url_parts("s3:///x").is_err());
-    }
 
     #[test]
     fn prefixes_are_checked() {
