@@ -239,3 +239,34 @@ def test_no_torso_is_an_error() -> None:
     k[:, 23:25, 3] = 0.1
     with pytest.raises(ValueError, match="shoulders"):
         body_tracks(t, k)
+
+
+def test_split_at_breaks() -> None:
+    from cruxlog_vision.analysis import split_at
+
+    breaks = np.zeros(10, dtype=bool)
+    breaks[[3, 7]] = True
+    assert split_at(breaks, 0, 9) == [(0, 2), (3, 6), (7, 9)]
+    assert split_at(breaks, 3, 5) == [(3, 5)]
+    assert split_at(np.zeros(5, dtype=bool), 0, 4) == [(0, 4)]
+
+
+def test_a_re_acquisition_jump_is_not_measured_as_jerk() -> None:
+    t = times(10)
+    k = track(t, three_stances)
+    breaks = np.zeros(len(t), dtype=bool)
+    for start in (3.5, 7.5):  # in each move the tracker sat on a wrong body for a few frames
+        jump = (t >= start) & (t < start + 0.3)
+        k[jump, :, 0] += 0.5 * TORSO
+        breaks[np.flatnonzero(jump)[0]] = True
+        breaks[np.flatnonzero(jump)[-1] + 1] = True
+
+    def jerk(with_breaks: bool) -> dict[str, float]:
+        body = body_tracks(t, k, breaks=breaks if with_breaks else None)
+        return compute_metrics(body, find_phases(body), arm_state(body))
+
+    jumpy, split = jerk(False), jerk(True)
+    assert jumpy["move_jerk_dimensionless_median"] > 720
+    assert split["move_jerk_dimensionless_median"] < 720
+    assert split["smoothness_ratio"] == 1.0 > jumpy["smoothness_ratio"]
+    assert split["hip_jerk_dimensionless"] < jumpy["hip_jerk_dimensionless"] / 100

@@ -7,6 +7,7 @@ too short to differentiate) is left out rather than reported as NaN, so every va
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Final
@@ -22,8 +23,8 @@ STRAIGHT_DEG: Final = 150.0
 BENT_DEG: Final = 120.0
 """An elbow closed below this is a bent arm."""
 PATH_RATE_HZ: Final = 10.0
-"""Path metrics use the smoothed hip track resampled at this rate, so that they do not grow
-with the frame rate (pose jitter adds length at every sample)."""
+"""Path and jerk metrics use the smoothed hip track resampled at this rate, so that they do not
+change with the frame rate (pose jitter adds length at every sample, and jerk at 30 Hz)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +61,6 @@ def arm_state(body: BodyTracks) -> ArmState:
         return ArmState(angle, angle >= STRAIGHT_DEG, angle < BENT_DEG)
 
 
-def _longest_run(mask: BoolArray) -> tuple[int, int] | None:
-    runs = _runs(mask)
-    return max(runs, key=lambda r: r[1] - r[0]) if runs else None
-
-
 def resample(t: FloatArray, track: FloatArray, rate_hz: float = PATH_RATE_HZ) -> FloatArray:
     """The valid runs of ``track`` linearly resampled on a fixed grid (NaN rows between runs)."""
     pieces = []
@@ -79,10 +75,25 @@ def resample(t: FloatArray, track: FloatArray, rate_hz: float = PATH_RATE_HZ) ->
     return np.concatenate(pieces) if pieces else np.zeros((0, 2))
 
 
+def split_at(breaks: BoolArray, start: int, end: int) -> list[tuple[int, int]]:
+    """``start..end`` cut before every break inside it (a break starts a new piece)."""
+    cuts = [int(i) for i in np.flatnonzero(breaks[start + 1 : end + 1]) + start + 1]
+    bounds = [start, *cuts, end + 1]
+    return [(a, b - 1) for a, b in itertools.pairwise(bounds) if b - 1 > a]
+
+
 def _jerk(t: FloatArray, track: FloatArray, start: int, end: int) -> float:
-    if end - start < 4:
+    """Dimensionless jerk of samples ``start..end`` resampled at PATH_RATE_HZ (third
+    differences amplify pose jitter more the denser the samples are, so a fixed rate keeps the
+    value independent of the analysed frame rate)."""
+    span_t, span = t[start : end + 1], track[start : end + 1]
+    if end - start < 2 or not np.all(m.valid_rows(span)):
         return math.nan
-    return m.dimensionless_jerk(t[start : end + 1], track[start : end + 1])
+    grid = np.arange(span_t[0], span_t[-1] + 1e-9, 1.0 / PATH_RATE_HZ)
+    if len(grid) < 4:
+        return math.nan
+    points = np.stack([np.interp(grid, span_t, span[:, d]) for d in (0, 1)], axis=1)
+    return m.dimensionless_jerk(grid, points)
 
 
 def compute_metrics(body: BodyTracks, phases: Phases, arms: ArmState) -> dict[str, float]:
@@ -102,10 +113,19 @@ def compute_metrics(body: BodyTracks, phases: Phases, arms: ArmState) -> dict[st
     out["path_efficiency_ratio"] = m.path_efficiency(path)
     hip_speed = m.speeds(t, body.hip_smooth)
     out["immobility_ratio"] = m.immobility_ratio(hip_speed, threshold=0.25)
-    run = _longest_run(m.valid_rows(body.hip_smooth))
-    if run is not None:
-        out["hip_jerk_dimensionless"] = _jerk(t, body.hip_smooth, *run)
-    move_jerks = [_jerk(t, body.hip_smooth, iv.start, iv.end) for iv in phases.moves]
+    pieces = [
+        piece
+        for run in _runs(m.valid_rows(body.hip_smooth))
+        for piece in split_at(body.breaks, *run)
+    ]
+    if pieces:
+        longest = max(pieces, key=lambda r: r[1] - r[0])
+        out["hip_jerk_dimensionless"] = _jerk(t, body.hip_smooth, *longest)
+    move_jerks = [
+        _jerk(t, body.hip_smooth, a, b)
+        for iv in phases.moves
+        for a, b in split_at(body.breaks, iv.start, iv.end)
+    ]
     finite = [j for j in move_jerks if math.isfinite(j)]
     if finite:
         out["move_jerk_dimensionless_median"] = float(np.median(finite))

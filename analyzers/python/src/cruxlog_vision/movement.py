@@ -183,7 +183,8 @@ def analyze(
             None, f"pose.no_person: a climber was found in {track.found} of {analysed} frames"
         )
     try:
-        body = body_tracks(track.times_s, track.keypoints)
+        reacquired = (track.sources == Source.DETECTOR) | (track.sources == Source.BODY_SEED)
+        body = body_tracks(track.times_s, track.keypoints, breaks=reacquired)
     except ValueError as exc:
         raise InvalidInputError(None, f"pose.no_person: {exc}") from exc
     phases = find_phases(body)

@@ -34,7 +34,7 @@ SUMMARY_QUALITY: Final = 88
 
 
 class Tracker(Protocol):
-    def reset(self) -> None: ...
+    def reset(self, rate_hz: float = 10.0) -> None: ...
     def process(self, frame: Frame) -> PoseResult | None: ...
 
 
@@ -68,7 +68,7 @@ def estimate_poses(
     progress: Progress | None = None,
 ) -> PoseTrack:
     """Pass 1: the pose of every analysed frame."""
-    tracker.reset()
+    tracker.reset(info.fps / step)
     stats = DecodeStats()
     indices: list[int] = []
     rows: list[FloatArray] = []

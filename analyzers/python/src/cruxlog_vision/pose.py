@@ -13,9 +13,9 @@ that the region of interest (ROI) is ours to choose:
    in the same wheel (``selfie_segmentation.tflite``) gives a person mask; ROIs around its
    largest blob compete with the detector's ROI, and the pose whose body landmarks are most
    visible *and* lie on the mask wins (on a back-facing climber the face-keyed detector often
-   fires on the wrong thing).  Acquisition runs at most every ``seed_every`` frames while lost,
-   so a frame without anybody does not cost a dozen model runs, and a tracked pose is checked
-   against the mask every ``check_every`` frames.
+   fires on the wrong thing).  Acquisition runs at most every ``seed_every_s`` while lost, so a
+   frame without anybody does not cost a dozen model runs, and a tracked pose is checked against
+   the mask every ``check_every_s``.
 
 Temporal smoothing is done afterwards over the whole track with real timestamps
 (:mod:`cruxlog_vision.smoothing`).  Landmarks come back in pixels of the frame that was passed in.
@@ -46,6 +46,8 @@ MIN_ON_MASK: Final = 0.4
 """A tracked pose with fewer body landmarks on the person mask than this is dropped."""
 MASK_ON: Final = 0.2
 NATIVE_BONUS: Final = 0.0
+"""Head start of the detector's and the tracked ROI over body seeds at acquisition.  Measured
+(bench): 0.05 and 0.1 kept wrong detections on back views, so none."""
 
 _LANDMARK_GRAPH: Final = """
 input_stream: "image"
@@ -113,25 +115,32 @@ class PoseTracker:
     With ``seed_without_face`` (the default) every (re)acquisition also looks at the person mask:
     the detector's ROI and the body-seed ROIs compete, scored by how visible the body landmarks
     are and how many of them fall on the mask, and a tracked pose that has slid off the mask
-    (checked every ``check_every`` frames) is dropped and re-acquired.  Without it the tracker
+    (checked every ``check_every_s``) competes with a fresh acquisition.  Without it the tracker
     behaves like the stock graph: detector when lost, then landmark-derived ROIs.
     """
 
     def __init__(
-        self, *, seed_without_face: bool = True, seed_every: int = 5, check_every: int = 15
+        self,
+        *,
+        seed_without_face: bool = True,
+        seed_every_s: float = 0.5,
+        check_every_s: float = 1.5,
     ) -> None:
         self.seed_without_face = seed_without_face
-        self.seed_every = max(1, seed_every)
-        self.check_every = max(1, check_every)
+        self.seed_every_s = seed_every_s
+        self.check_every_s = check_every_s
         self._landmark = _graph(_LANDMARK_GRAPH)
         self._detector = _graph(_DETECTION_GRAPH)
         self._segmenter: Any = None
         self._roi: Any = None
-        self._since_seed = self.seed_every
-        self._since_check = 0
+        self.reset()
 
-    def reset(self) -> None:
-        """Forget the tracked ROI (call before a new video)."""
+    def reset(self, rate_hz: float = 10.0) -> None:
+        """Forget the tracked ROI; call before a new video, with its analysed frames per second
+        (the acquisition and check intervals are in seconds, so the tracker behaves the same at
+        any analysed frame rate)."""
+        self.seed_every = max(1, round(self.seed_every_s * rate_hz))
+        self.check_every = max(1, round(self.check_every_s * rate_hz))
         self._roi = None
         self._since_seed = self.seed_every
         self._since_check = 0
@@ -179,7 +188,7 @@ class PoseTracker:
                 mask = self._mask(image)
                 if mask is not None and on_mask(hit[0], mask) < MIN_ON_MASK:
                     # slid off the person? the tracked pose competes with a fresh acquisition
-                    acquired = self._acquire(image, (self._roi, Source.TRACKING))
+                    acquired = self._acquire(image, (self._roi, Source.TRACKING), mask)
                     if acquired is None:
                         self._roi = None
                         return None
@@ -208,16 +217,18 @@ class PoseTracker:
         return acquired[0], acquired[2]
 
     def _acquire(
-        self, image: Frame, current: tuple[Any, Source] | None = None
+        self,
+        image: Frame,
+        current: tuple[Any, Source] | None = None,
+        mask: npt.NDArray[np.float32] | None = None,
     ) -> tuple[npt.NDArray[np.float64], Any, Source] | None:
         """Best pose among the detector's ROI, the body-seed ROIs and ``current`` (the tracked
-        ROI, if any), judged against the mask; the detector's and the tracked ROI get a small
-        head start (they are the model's own way of finding the body)."""
+        ROI, if any), judged against the person mask (computed unless given)."""
         candidates: list[tuple[Any, Source]] = [] if current is None else [current]
         roi = self._detector.process(image).roi
         if roi is not None:
             candidates.append((roi, Source.DETECTOR))
-        mask = self._mask(image)
+        mask = self._mask(image) if mask is None else mask
         box = None if mask is None else person_box(mask)
         if box is not None:
             height, width = image.shape[:2]

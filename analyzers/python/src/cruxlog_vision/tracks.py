@@ -44,6 +44,9 @@ class BodyTracks:
     wrists: tuple[FloatArray, FloatArray]
     hips: tuple[FloatArray, FloatArray]
     ankles: tuple[FloatArray, FloatArray]
+    breaks: npt.NDArray[np.bool_]
+    """Samples where the tracker re-acquired the body (not tracked on from the previous frame):
+    a jump there may be the tracker switching bodies, so jerk is not measured across it."""
 
     @property
     def frames(self) -> int:
@@ -76,8 +79,17 @@ def torso_length(shoulder_centre: FloatArray, hip_centre: FloatArray) -> float:
     return float(np.median(d)) if len(d) else math.nan
 
 
-def body_tracks(times_s: FloatArray, keypoints: FloatArray, *, smooth: bool = True) -> BodyTracks:
-    """Body tracks of one climb; raises ``ValueError`` when no torso is ever visible."""
+def body_tracks(
+    times_s: FloatArray,
+    keypoints: FloatArray,
+    *,
+    smooth: bool = True,
+    breaks: npt.NDArray[np.bool_] | None = None,
+) -> BodyTracks:
+    """Body tracks of one climb; raises ``ValueError`` when no torso is ever visible.
+
+    ``breaks`` marks the samples whose pose was re-acquired rather than tracked (see
+    :attr:`BodyTracks.breaks`); none by default."""
     t = np.asarray(times_s, dtype=np.float64)
     k = smooth_keypoints(t, keypoints) if smooth else np.asarray(keypoints, dtype=np.float64)
     pts = {i: _point(k, i) for i in range(33)}
@@ -111,6 +123,7 @@ def body_tracks(times_s: FloatArray, keypoints: FloatArray, *, smooth: bool = Tr
         wrists=(norm(pts[L_WRIST]), norm(pts[R_WRIST])),
         hips=(norm(pts[L_HIP]), norm(pts[R_HIP])),
         ankles=(norm(pts[L_ANKLE]), norm(pts[R_ANKLE])),
+        breaks=np.zeros(len(t), dtype=bool) if breaks is None else np.asarray(breaks, dtype=bool),
     )
 
 
