@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use cruxlog_schemas::events::{Role, RoleGranted, RoleRevoked, UserRegistered};
+use cruxlog_schemas::events::{ProfileChanged, Role, RoleGranted, RoleRevoked, UserRegistered};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -67,6 +67,12 @@ pub fn revoke(state: Option<UserState>, event: &RoleRevoked) -> Decision<UserSta
     if !state.roles.remove(role_name(event.role)) {
         return Ok((vec![], state));
     }
+    Ok((vec![NewEvent::new(event.clone())], state))
+}
+
+/// A new profile snapshot; only an existing user has one.
+pub fn change_profile(state: Option<UserState>, event: &ProfileChanged) -> Decision<UserState> {
+    let state = state.ok_or(ApiError::NotFound)?;
     Ok((vec![NewEvent::new(event.clone())], state))
 }
 
