@@ -11,6 +11,9 @@
 //! - [`position`]: read-your-writes position tokens.
 //! - [`read_models`], [`queries`]: queries on PostgreSQL.
 //! - [`videos`]: attempt videos and their analysis requests.
+//! - [`admin`], [`admin_reads`]: roles, users, pipeline health and the audit log (admins).
+//! - [`profile`]: the caller's own account and profile.
+//! - [`live`]: Server-Sent Events of the caller's new results.
 //! - [`reads`]: the caller's progress, analyses and their media.
 //! - [`command`]: envelope metadata and appends shared by every command.
 //! - [`idempotency`]: `Idempotency-Key` replays (W2).
@@ -27,6 +30,8 @@
 //! - [`metrics`]: Prometheus metrics and their middleware.
 
 pub mod accounts;
+pub mod admin;
+pub mod admin_reads;
 pub mod append;
 pub mod attempts;
 pub mod auth;
@@ -37,10 +42,12 @@ pub mod error;
 pub mod idempotency;
 pub mod identity;
 pub mod json;
+pub mod live;
 pub mod log_scan;
 pub mod metrics;
 pub mod passwords;
 pub mod position;
+pub mod profile;
 pub mod queries;
 pub mod rate_limit;
 pub mod read_models;
@@ -56,7 +63,7 @@ use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use axum::{Router, extract::DefaultBodyLimit, http::HeaderMap, middleware};
 use cruxlog_runtime::{
-    admin::{self, Readiness, Status},
+    admin::{self as admin_server, Readiness, Status},
     blobs::BlobStore,
     telemetry::TraceParent,
 };
@@ -80,6 +87,9 @@ pub struct AppState {
     pub keys: TokenKeys,
     pub metrics: Metrics,
     pub blobs: BlobStore,
+    /// Cancelled when the service stops, so long-lived responses (event streams) end and
+    /// the server can drain.
+    pub closing: CancellationToken,
 }
 
 /// The public API router.
@@ -90,6 +100,9 @@ pub fn app(state: AppState) -> Router {
         .merge(sessions::router())
         .merge(attempts::router())
         .merge(reads::router())
+        .merge(live::router())
+        .merge(profile::router())
+        .merge(admin::router())
         .merge(videos::router())
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn_with_state(
@@ -150,6 +163,9 @@ impl AppState {
         let db = PgPoolOptions::new()
             .max_connections(config.database.max_connections)
             .acquire_timeout(Duration::from_secs(2))
+            // No ping before each acquire: it doubled the round trips of a command (a dead
+            // connection fails its query, answered 5xx, and the pool drops it).
+            .test_before_acquire(false)
             .connect_lazy_with(options);
         migrate(&db).await?;
         let log = EventLog::new(
@@ -159,6 +175,7 @@ impl AppState {
         );
         let blobs = BlobStore::open(&config.blobs).context("opening the object store")?;
         Ok(Self {
+            closing: CancellationToken::new(),
             blobs,
             keys: TokenKeys::new(&config.auth),
             metrics: Metrics::new().context("registering metrics")?,
@@ -198,13 +215,13 @@ impl Application {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let state = self.state.clone();
         let readiness = move || readiness(state.clone());
-        let admin_app = admin::router(self.state.metrics.registry.clone(), readiness);
+        let admin_app = admin_server::router(self.state.metrics.registry.clone(), readiness);
         let api = serve(self.http, app(self.state.clone()), shutdown.clone());
         tokio::spawn(expire_idempotency_keys(
             self.state.clone(),
             shutdown.clone(),
         ));
-        let admin = admin::serve(self.admin, admin_app, shutdown.clone());
+        let admin = admin_server::serve(self.admin, admin_app, shutdown.clone());
         let result = tokio::try_join!(api, admin);
         shutdown.cancel();
         self.state.log.producer().flush(Duration::from_secs(5)).ok();
