@@ -13,7 +13,7 @@
 4. detection on back-view (face painted over) and front-view frames: the stock graph, our tracker
    without and with the face-free start.
 
-Usage: ``python bench_vision.py [--quick] [--cache DIR]``.
+Usage: ``python bench_vision.py [--quick] [--cache DIR] [--parts ratio,long,subsampling,...]``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -97,10 +98,18 @@ def run_analysis(
         "options": options,
     }
     with Timed() as timed:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds()
         result = analyze(parse_params(raw), tracker)
         total = time.perf_counter() - started
+        timed.seconds["cpu"] = cpu_seconds() - cpu
     return result, total, timed.seconds
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads) and its finished children (ffmpeg, ffprobe)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def sampled_frames(video: Path, step: int) -> list[Frame]:
@@ -202,19 +211,7 @@ def detection_table(tracker: PoseTracker, quick: bool) -> None:
     plain.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short clips (a smoke run)")
-    parser.add_argument("--cache", type=Path, default=ROOT / ".local" / "bench-vision")
-    args = parser.parse_args()
-    args.cache.mkdir(parents=True, exist_ok=True)
-    short_s, long_s = (6.0, 12.0) if args.quick else (20.0, 60.0)
-    log(f"# movement analysis benchmark ({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f})")
-    short, long = clip(args.cache, short_s), clip(args.cache, long_s)
-    tracker = PoseTracker()
-    tracker.process(np.zeros((64, 64, 3), np.uint8))  # load the models: the worker keeps them warm
-    out = args.cache / "out"
-
+def ratio_part(short: Path, short_s: float, out: Path, tracker: PoseTracker) -> None:
     log(f"\n## pipeline vs the pose model alone ({short_s:g} s clip, 1280x720, 30 fps)")
     step = pipeline.sampling_step(30.0, DEFAULT_ANALYSIS_FPS)
     frames = sampled_frames(short, step)
@@ -234,17 +231,23 @@ def main() -> None:
     log(f"whole call with artifacts{whole:7.1f} frames/s   ratio {whole / raw:.2f}")
     log(f"stages                   pose pass {stages['pose']:.2f} s, "
         f"video+image {stages['render']:.2f} s")  # fmt: skip
-
     log(f"load average now         {os.getloadavg()[0]:.1f}")
 
+
+def long_part(long: Path, long_s: float, out: Path, tracker: PoseTracker) -> None:
     log(f"\n## {long_s:g} s clip, 1280x720, 30 fps, default settings "
         f"({DEFAULT_ANALYSIS_FPS:g} frames/s analysed)")  # fmt: skip
-    result, total, stages = run_analysis(long, out / "long", tracker)
+    load = os.getloadavg()[0]
+    _, total, stages = run_analysis(long, out / "long", tracker)
     log(f"wall time                {total:.1f} s  ({total / long_s:.2f} s per video-second, "
-        f"load average {os.getloadavg()[0]:.1f})")  # fmt: skip
+        f"load average {load:.1f} -> {os.getloadavg()[0]:.1f})")  # fmt: skip
     log(f"stages                   pose pass {stages['pose']:.1f} s, "
         f"video+image {stages['render']:.1f} s")  # fmt: skip
+    log(f"CPU time                 {stages['cpu']:.1f} s (all threads and ffmpeg; "
+        f"{stages['cpu'] / long_s:.2f} s per video-second)")  # fmt: skip
 
+
+def subsampling_part(short: Path, short_s: float, out: Path, tracker: PoseTracker) -> None:
     log(f"\n## subsampling cost ({short_s:g} s clip; 30 = every frame)")
     tracker.reset()
     reference = tracker.process(tv.person_image("camera"))
@@ -257,9 +260,8 @@ def main() -> None:
     full_kp = runs[30.0][1]
     log("analysed fps  time   px error vs full run (median)  px error vs truth (median)")
     for fps, (_, kp, secs) in runs.items():
-        vs_full = frame_errors(kp, full_kp)
-        vs_truth = frame_errors(kp, gt)
-        full_px, truth_px = np.nanmedian(vs_full), np.nanmedian(vs_truth)
+        full_px = np.nanmedian(frame_errors(kp, full_kp))
+        truth_px = np.nanmedian(frame_errors(kp, gt))
         log(f"{fps:>5g}      {secs:5.1f} s   {full_px:8.1f}               {truth_px:8.1f}")
     log("metric                       full    15 fps   10 fps")
     for key in COMPARED:
@@ -267,7 +269,31 @@ def main() -> None:
         text = "  ".join("     -" if v is None else f"{v:7.3f}" for v in values)
         log(f"{key:<26} {text}")
 
-    detection_table(tracker, args.quick)
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short clips (a smoke run)")
+    parser.add_argument("--cache", type=Path, default=ROOT / ".local" / "bench-vision")
+    parser.add_argument(
+        "--parts", default="ratio,long,subsampling,detection", help="comma-separated parts"
+    )
+    args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    args.cache.mkdir(parents=True, exist_ok=True)
+    short_s, long_s = (6.0, 12.0) if args.quick else (20.0, 60.0)
+    log(f"# movement analysis benchmark ({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f})")
+    short, long = clip(args.cache, short_s), clip(args.cache, long_s)
+    tracker = PoseTracker()
+    tracker.process(np.zeros((64, 64, 3), np.uint8))  # load the models: the worker keeps them warm
+    out = args.cache / "out"
+    if "ratio" in parts:
+        ratio_part(short, short_s, out, tracker)
+    if "long" in parts:
+        long_part(long, long_s, out, tracker)
+    if "subsampling" in parts:
+        subsampling_part(short, short_s, out, tracker)
+    if "detection" in parts:
+        detection_table(tracker, args.quick)
     tracker.close()
 
 
