@@ -209,7 +209,9 @@ async fn raw_copy(db_url: &str, events: &[(Uuid, DomainEvent)]) -> Duration {
         copy.send(text.as_bytes()).await.expect("copy data");
         copy.finish().await.expect("copy ends");
     }
-    // Session ends are updates in the projection; the baseline applies them in one statement.
+    // Session ends have no rows of their own: the projection writes them into the session
+    // rows (with the start when both are in one batch, else as an update); the baseline copies
+    // the 900,000 rows only.
     started.elapsed()
 }
 

@@ -1,7 +1,8 @@
 //! R1 under fire: the projector process is SIGKILLed repeatedly while a stream flows in, and
 //! restarted each time. The read model must end equal to a fold of the log computed here,
 //! independently: nothing lost, nothing doubled. One undecodable record rides along and must
-//! end in the dead-letter topic, not stop the stream.
+//! end in the dead-letter topic, not stop the stream. A second test makes PostgreSQL lose its
+//! last commits, as a database crash can with `synchronous_commit` off, and checks the same.
 
 use std::{
     collections::HashMap,
@@ -90,16 +91,12 @@ impl Drop for Projector {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkilled_projector_ends_with_every_event_exactly_once() {
-    let env = TestEnv::new().await;
-    env.kafka.ensure_event_topics().await.expect("topics");
-    let topic = env.kafka.topics().for_aggregate("climbing_session");
-    let producer: FutureProducer = env.kafka.producer().create().expect("producer");
-
+/// `count` encoded `SessionStarted` events spread over `USERS` users, keyed by session, and the
+/// sessions each user started (the fold the read model must equal).
+fn sessions_started(count: usize) -> (Vec<(Uuid, Vec<u8>)>, HashMap<Uuid, i64>) {
     let users: Vec<Uuid> = (0..USERS).map(|_| Uuid::now_v7()).collect();
     let mut expected: HashMap<Uuid, i64> = HashMap::new();
-    let events: Vec<(Uuid, Vec<u8>)> = (0..EVENTS)
+    let events: Vec<(Uuid, Vec<u8>)> = (0..count)
         .map(|i| {
             let user = users[i % USERS];
             *expected.entry(user).or_default() += 1;
@@ -119,6 +116,17 @@ async fn sigkilled_projector_ends_with_every_event_exactly_once() {
             )
         })
         .collect();
+    (events, expected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkilled_projector_ends_with_every_event_exactly_once() {
+    let env = TestEnv::new().await;
+    env.kafka.ensure_event_topics().await.expect("topics");
+    let topic = env.kafka.topics().for_aggregate("climbing_session");
+    let producer: FutureProducer = env.kafka.producer().create().expect("producer");
+
+    let (events, expected) = sessions_started(EVENTS);
 
     // First half, then a poison record, before the projector starts.
     let (first, second) = events.split_at(EVENTS / 2);
@@ -218,4 +226,107 @@ async fn sigkilled_projector_ends_with_every_event_exactly_once() {
         env.records_in(&dead_letter_topic) >= 1,
         "the poison record is in the dead-letter topic"
     );
+}
+
+/// Batch transactions commit with `synchronous_commit` off (ADR 0011), so a crash of PostgreSQL
+/// itself (not of the projector, which the test above kills) can lose the last commits. WAL
+/// replay then restores a prefix of the committed transactions: rows, counters and offsets go
+/// back together. This test makes the database go back like that by hand: a snapshot of the
+/// build's tables and bookkeeping in one transaction while events flow, more commits after it,
+/// the projector SIGKILLed, the snapshot restored, the projector restarted. The read model must
+/// end equal to the fold of the log again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_loses_its_last_commits_is_caught_up_exactly() {
+    const LOST_EVENTS: usize = 20_000;
+    let env = TestEnv::new().await;
+    env.kafka.ensure_event_topics().await.expect("topics");
+    let topic = env.kafka.topics().for_aggregate("climbing_session");
+    let producer: FutureProducer = env.kafka.producer().create().expect("producer");
+    let (events, expected) = sessions_started(LOST_EVENTS);
+    let (first, second) = events.split_at(LOST_EVENTS / 2);
+    produce(&producer, &topic, first).await;
+    let db = PgPool::connect(&env.database_url).await.expect("db");
+    let mut projector = Projector::start(&env);
+    wait_for(&db, LOST_EVENTS as i64 / 2).await;
+
+    let (build_id, schema): (i64, String) = sqlx::query_as(
+        "select build_id, schema_name from cruxlog.projection_builds
+         where projection = 'sessions' and state = 'live'",
+    )
+    .fetch_one(&db)
+    .await
+    .expect("live build");
+    // One snapshot for every table: a consistent prefix of the commits, as WAL replay leaves.
+    let snapshot = format!(
+        "begin isolation level repeatable read;
+         create table public.kept_sessions as select * from {schema}.sessions;
+         create table public.kept_user_stats as select * from {schema}.user_stats;
+         create table public.kept_offsets as
+             select * from cruxlog.projection_offsets where build_id = {build_id};
+         create table public.kept_stats as
+             select * from cruxlog.projection_stats where build_id = {build_id};
+         commit;"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(snapshot))
+        .execute(&db)
+        .await
+        .expect("snapshot");
+    produce(&producer, &topic, second).await;
+    wait_for(&db, LOST_EVENTS as i64).await;
+    projector.sigkill();
+
+    // The commits after the snapshot are lost.
+    let restore = format!(
+        "begin;
+         truncate {schema}.sessions, {schema}.user_stats;
+         insert into {schema}.sessions select * from public.kept_sessions;
+         insert into {schema}.user_stats select * from public.kept_user_stats;
+         delete from cruxlog.projection_offsets where build_id = {build_id};
+         insert into cruxlog.projection_offsets select * from public.kept_offsets;
+         update cruxlog.projection_stats s set events_applied = k.events_applied,
+             dead_letters = k.dead_letters from public.kept_stats k where s.build_id = k.build_id;
+         commit;"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(restore))
+        .execute(&db)
+        .await
+        .expect("restore");
+    let kept = scalar(&db, PROJECTED).await;
+    assert!(
+        kept < LOST_EVENTS as i64,
+        "the restore went back to {kept} events"
+    );
+
+    let projector = Projector::start(&env);
+    wait_for(&db, LOST_EVENTS as i64).await;
+    // Let a doubled batch, if any, land before checking.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(projector);
+    assert_eq!(
+        scalar(&db, "select count(*) from read.sessions").await,
+        LOST_EVENTS as i64
+    );
+    assert_eq!(scalar(&db, PROJECTED).await, LOST_EVENTS as i64);
+    let rows: Vec<(Uuid, i64)> =
+        sqlx::query_as("select user_id, sessions_started from read.user_stats")
+            .fetch_all(&db)
+            .await
+            .expect("stats");
+    let folded: HashMap<Uuid, i64> = rows.into_iter().collect();
+    assert_eq!(
+        folded, expected,
+        "per-user counts differ from the fold of the log"
+    );
+}
+
+/// Waits until the live build has seen `records` records.
+async fn wait_for(db: &PgPool, records: i64) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while scalar(db, PROJECTED).await < records {
+        assert!(
+            Instant::now() < deadline,
+            "projector made no progress to {records}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
