@@ -91,9 +91,12 @@ impl Drop for Projector {
     }
 }
 
+/// Encoded events keyed by aggregate.
+type Records = Vec<(Uuid, Vec<u8>)>;
+
 /// `count` encoded `SessionStarted` events spread over `USERS` users, keyed by session, and the
 /// sessions each user started (the fold the read model must equal).
-fn sessions_started(count: usize) -> (Vec<(Uuid, Vec<u8>)>, HashMap<Uuid, i64>) {
+fn sessions_started(count: usize) -> (Records, HashMap<Uuid, i64>) {
     let users: Vec<Uuid> = (0..USERS).map(|_| Uuid::now_v7()).collect();
     let mut expected: HashMap<Uuid, i64> = HashMap::new();
     let events: Vec<(Uuid, Vec<u8>)> = (0..count)
