@@ -7,9 +7,11 @@
 //! - this file: the worker contract (params, result) and the mapping to events.
 //! - [`job`]: one request: fetch the video, call a pooled worker with retries, upload.
 //! - [`partition`]: one pipeline per partition of the analysis topic, with the dedupe set.
+//! - `scan`: the start-up scan that learns which analysis ids already have a result.
 
 pub mod job;
 pub mod partition;
+mod scan;
 
 use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
 

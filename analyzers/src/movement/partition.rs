@@ -16,7 +16,7 @@ use cruxlog_runtime::{kafka::KafkaConfig, telemetry::TraceParent};
 use cruxlog_schemas::{
     Actor, DecodedEvent, DomainEvent, EventMeta,
     envelope::Envelope,
-    events::{AnalysisCompleted, AnalysisFailed, Event as _},
+    events::{AnalysisCompleted, AnalysisFailed},
 };
 use rdkafka::{
     Message as _, Offset, TopicPartitionList,
@@ -32,6 +32,7 @@ use uuid::Uuid;
 use super::{
     NAME,
     job::{JobContext, Outcome},
+    scan,
 };
 use crate::txn::{self, Record, TxnError};
 
@@ -112,7 +113,15 @@ impl Pipeline {
     }
 
     async fn serve(&mut self, shutdown: &CancellationToken) -> anyhow::Result<()> {
-        let Some(scanned) = self.learn_done(shutdown).await? else {
+        self.assign(Offset::Beginning)?;
+        let Some(scanned) = scan::learn_done(
+            &self.consumer,
+            (&self.shared.topic, self.partition),
+            &mut self.done,
+            shutdown,
+        )
+        .await
+        else {
             return Ok(());
         };
         tracing::info!(
@@ -152,32 +161,6 @@ impl Pipeline {
         assignment.add_partition_offset(&self.shared.topic, self.partition, offset)?;
         self.consumer.assign(&assignment)?;
         Ok(())
-    }
-
-    /// Reads the partition from its start to its end and records the ids of results; returns
-    /// how many records it read, or `None` on shutdown.
-    async fn learn_done(&mut self, shutdown: &CancellationToken) -> anyhow::Result<Option<u64>> {
-        self.assign(Offset::Beginning)?;
-        let mut scanned = 0;
-        loop {
-            let received = tokio::select! {
-                () = shutdown.cancelled() => return Ok(None),
-                received = self.consumer.recv() => received,
-            };
-            match received {
-                Ok(message) => {
-                    scanned += 1;
-                    if let Some(id) = result_id(message.payload().unwrap_or_default()) {
-                        self.done.insert(id);
-                    }
-                }
-                Err(KafkaError::PartitionEOF(_)) => return Ok(Some(scanned)),
-                Err(error) => {
-                    tracing::debug!(%error, "kafka receive error while scanning");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-        }
     }
 
     /// Handles one record; false on shutdown mid-job.
@@ -285,15 +268,6 @@ impl Pipeline {
         txn::commit(&self.producer, records, position, group, shutdown).await?;
         Ok(())
     }
-}
-
-/// The analysis id of a result record (the aggregate id of `AnalysisCompleted` or
-/// `AnalysisFailed`), read from the envelope alone.
-fn result_id(payload: &[u8]) -> Option<Uuid> {
-    let envelope = cruxlog_schemas::codec::decode_envelope(payload).ok()?;
-    let is_result = envelope.event_type == AnalysisCompleted::NAME
-        || envelope.event_type == AnalysisFailed::NAME;
-    is_result.then_some(envelope.aggregate_id)
 }
 
 fn job_span(decoded: &DecodedEvent, message: &OwnedMessage) -> tracing::Span {
