@@ -28,6 +28,8 @@
 //! - [`writer`]: optimistic concurrency on Kafka through aggregate heads (W3).
 //! - [`log_scan`]: reading the log back to settle an append whose writer died.
 //! - [`metrics`]: Prometheus metrics and their middleware.
+//! - [`walls`]: gyms, walls, wall photos and routes.
+//! - [`coaching`]: ghosts, training routines and completed workouts.
 
 pub mod accounts;
 pub mod admin;
@@ -35,6 +37,7 @@ pub mod admin_reads;
 pub mod append;
 pub mod attempts;
 pub mod auth;
+pub mod coaching;
 pub mod command;
 pub mod config;
 pub mod domain;
@@ -56,6 +59,7 @@ pub mod sessions;
 pub mod uploads;
 pub mod user_domain;
 pub mod videos;
+pub mod walls;
 pub mod writer;
 
 use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
@@ -102,6 +106,8 @@ pub fn app(state: AppState) -> Router {
         .merge(reads::router())
         .merge(live::router())
         .merge(profile::router())
+        .merge(walls::router(&state))
+        .merge(coaching::router())
         .merge(admin::router())
         .merge(videos::router())
         .fallback(|| async { ApiError::NotFound })

@@ -1,0 +1,171 @@
+//! Decisions of the gym, wall and route aggregates: pure and synchronous, state + command ->
+//! events or a domain error (STYLE.md). Each state is what later commands check and nothing
+//! more; it lives in the aggregate's head (see [`crate::writer`]), so a wall can be registered
+//! under a gym, or a route on a wall, right after its creation without waiting for a
+//! projection.
+
+use std::collections::BTreeSet;
+
+use cruxlog_schemas::{
+    events::{GymRegistered, RouteConfirmed, RouteDefined, WallPhotoUploaded, WallRegistered},
+    grades::Grade,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    error::ApiError,
+    writer::{Decision, NewEvent},
+};
+
+/// A gym only has to be known to exist.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GymState {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WallState {
+    pub gym_id: Uuid,
+    /// The default angle of routes defined on the wall.
+    pub angle_degrees: Option<f64>,
+    /// Photos a route may be drawn on.
+    pub photos: BTreeSet<Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteState {
+    pub wall_id: Uuid,
+    pub grade: Grade,
+    pub confirmed: bool,
+}
+
+/// A second run of the same keyed command finds its aggregate created: nothing more to append.
+pub fn register_gym(state: Option<GymState>, event: &GymRegistered) -> Decision<GymState> {
+    match state {
+        Some(state) => Ok((vec![], state)),
+        None => Ok((
+            vec![NewEvent::new(event.clone())],
+            GymState {
+                name: event.name.clone(),
+            },
+        )),
+    }
+}
+
+pub fn register_wall(state: Option<WallState>, event: &WallRegistered) -> Decision<WallState> {
+    match state {
+        Some(state) if state.gym_id == event.gym_id => Ok((vec![], state)),
+        Some(_) => Err(ApiError::Conflict("wall id taken".into())),
+        None => Ok((
+            vec![NewEvent::new(event.clone())],
+            WallState {
+                gym_id: event.gym_id,
+                angle_degrees: event.angle_degrees,
+                photos: BTreeSet::new(),
+            },
+        )),
+    }
+}
+
+pub fn add_photo(state: Option<WallState>, event: &WallPhotoUploaded) -> Decision<WallState> {
+    let mut state = state.ok_or(ApiError::NotFound)?;
+    if !state.photos.insert(event.photo_id) {
+        return Ok((vec![], state));
+    }
+    Ok((vec![NewEvent::new(event.clone())], state))
+}
+
+pub fn define_route(state: Option<RouteState>, event: &RouteDefined) -> Decision<RouteState> {
+    match state {
+        Some(state) if state.wall_id == event.wall_id => Ok((vec![], state)),
+        Some(_) => Err(ApiError::Conflict("route id taken".into())),
+        None => Ok((
+            vec![NewEvent::new(event.clone())],
+            RouteState {
+                wall_id: event.wall_id,
+                grade: event.grade.clone(),
+                confirmed: false,
+            },
+        )),
+    }
+}
+
+/// Confirms a route at `grade` (its proposed grade when `None`); confirming it again at the
+/// same grade appends nothing, at another grade re-grades it.
+pub fn confirm_route(
+    state: Option<RouteState>,
+    route_id: Uuid,
+    grade: Option<&Grade>,
+) -> Decision<RouteState> {
+    let mut state = state.ok_or(ApiError::NotFound)?;
+    let grade = grade.unwrap_or(&state.grade).clone();
+    if state.confirmed && state.grade == grade {
+        return Ok((vec![], state));
+    }
+    let event = RouteConfirmed {
+        route_id,
+        wall_id: state.wall_id,
+        grade: grade.clone(),
+    };
+    state.confirmed = true;
+    state.grade = grade;
+    Ok((vec![NewEvent::new(event)], state))
+}
+
+#[cfg(test)]
+mod tests {
+    use cruxlog_schemas::grades::GradeSystem;
+
+    use super::*;
+
+    fn grade(label: &str) -> Grade {
+        Grade::parse(GradeSystem::Fontainebleau, label).expect("a grade")
+    }
+
+    fn defined() -> RouteState {
+        RouteState {
+            wall_id: Uuid::now_v7(),
+            grade: grade("6a"),
+            confirmed: false,
+        }
+    }
+
+    #[test]
+    fn a_route_is_confirmed_once_per_grade_and_a_missing_one_is_not_found() {
+        let route_id = Uuid::now_v7();
+        assert!(matches!(
+            confirm_route(None, route_id, None),
+            Err(ApiError::NotFound)
+        ));
+        let (events, confirmed) = confirm_route(Some(defined()), route_id, None).expect("ok");
+        assert_eq!(events.len(), 1);
+        assert!(confirmed.confirmed);
+        let (events, same) = confirm_route(Some(confirmed), route_id, None).expect("again");
+        assert!(events.is_empty(), "confirming twice appends once");
+        let (events, regraded) =
+            confirm_route(Some(same), route_id, Some(&grade("6b"))).expect("re-grade");
+        assert_eq!(events.len(), 1);
+        assert_eq!(regraded.grade, grade("6b"));
+    }
+
+    #[test]
+    fn a_photo_needs_a_wall_and_is_added_once() {
+        let photo = cruxlog_schemas::events::samples::all()
+            .into_iter()
+            .find_map(|event| match event {
+                cruxlog_schemas::DomainEvent::WallPhotoUploaded(event) => Some(event),
+                _ => None,
+            })
+            .expect("a sample");
+        assert!(matches!(add_photo(None, &photo), Err(ApiError::NotFound)));
+        let wall = WallState {
+            gym_id: Uuid::now_v7(),
+            angle_degrees: None,
+            photos: BTreeSet::new(),
+        };
+        let (events, wall) = add_photo(Some(wall), &photo).expect("adds");
+        assert_eq!(events.len(), 1);
+        assert!(add_photo(Some(wall), &photo).expect("again").0.is_empty());
+    }
+}
