@@ -28,7 +28,7 @@ pub struct Analyzer {
     metrics: Metrics,
     pool: Pool,
     warmup: WarmupRunner,
-    movement: Option<Movement>,
+    movement: Option<(Movement, BlobStore)>,
 }
 
 impl Analyzer {
@@ -57,7 +57,11 @@ impl Analyzer {
         )
         .await?;
         let movement = match config.movement.enabled {
-            true => Some(build_movement(&config, &pool, &metrics).await?),
+            true => {
+                let blobs = BlobStore::open(&config.blobs).context("opening the blob store")?;
+                let movement = build_movement(&config, &pool, &metrics, &blobs).await?;
+                Some((movement, blobs))
+            }
             false => None,
         };
         let admin = TcpListener::bind(&config.admin.addr)
@@ -115,8 +119,9 @@ impl Analyzer {
             Ok(())
         });
         tasks.spawn(self.warmup.run(stop.clone()));
-        if let Some(movement) = self.movement {
+        if let Some((movement, blobs)) = self.movement {
             tasks.spawn(movement.run(stop.clone()));
+            tasks.spawn(sweep_staging(blobs, stop.clone()));
         }
         let mut outcome = Ok(());
         while let Some(joined) = tasks.join_next().await {
@@ -157,6 +162,7 @@ async fn build_movement(
     config: &Config,
     pool: &Pool,
     metrics: &Metrics,
+    blobs: &BlobStore,
 ) -> anyhow::Result<Movement> {
     let topics = config.kafka.topics();
     let version = config.movement.version;
@@ -177,14 +183,13 @@ async fn build_movement(
     )
     .await
     .context("creating the dead-letter topic")?;
-    let blobs = BlobStore::open(&config.blobs).context("opening the blob store")?;
     let scratch_dir = match config.movement.scratch_dir.as_str() {
         "" => std::env::temp_dir(),
         dir => PathBuf::from(dir),
     };
     let job = JobContext {
         pool: pool.clone(),
-        blobs,
+        blobs: blobs.clone(),
         metrics: metrics.clone(),
         settings: JobSettings {
             version,
@@ -209,4 +214,20 @@ async fn build_movement(
         job: Arc::new(job),
     })
     .await
+}
+
+/// Removes staging objects that killed uploads left (older than an hour, so never a running
+/// upload's), every ten minutes; the API may sweep the same store, which is harmless.
+async fn sweep_staging(blobs: BlobStore, stop: CancellationToken) -> anyhow::Result<()> {
+    loop {
+        match blobs.sweep_staging(Duration::from_secs(3_600)).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "stale staging objects removed"),
+            Err(error) => tracing::warn!(%error, "staging sweep failed"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            () = tokio::time::sleep(Duration::from_secs(600)) => {}
+        }
+    }
 }
