@@ -65,7 +65,10 @@ async fn a_generated_climbing_video_is_analysed_by_the_real_worker() {
         assert!(fetched.size > 0, "{what} is empty");
     }
     let metrics = running.metrics().await;
-    for line in metrics.lines().filter(|l| l.starts_with("cruxlog_analyzer_job_seconds_sum")) {
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with("cruxlog_analyzer_job_seconds_sum"))
+    {
         eprintln!("3 s test video: {line}");
     }
     running.stop().await;

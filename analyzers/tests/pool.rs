@@ -44,11 +44,20 @@ async fn two_jobs_run_side_by_side_on_two_workers() {
     tokio::spawn(pool.clone().maintain(stop.clone()));
     until("the pool fills", || pool.alive() == 2).await;
     let started = Instant::now();
-    let sleep = || pool.call("debug.sleep", json!({"seconds": 1.5}), Duration::from_secs(10));
+    let sleep = || {
+        pool.call(
+            "debug.sleep",
+            json!({"seconds": 1.5}),
+            Duration::from_secs(10),
+        )
+    };
     let (a, b) = tokio::join!(sleep(), sleep());
     assert!(a.is_ok() && b.is_ok());
     let elapsed = started.elapsed();
-    assert!(elapsed < Duration::from_millis(2_500), "{elapsed:?}: not side by side");
+    assert!(
+        elapsed < Duration::from_millis(2_500),
+        "{elapsed:?}: not side by side"
+    );
     stop.cancel();
 }
 
@@ -58,7 +67,11 @@ async fn a_hung_job_is_killed_at_its_timeout_while_the_other_worker_keeps_servin
     let stop = CancellationToken::new();
     tokio::spawn(pool.clone().maintain(stop.clone()));
     until("the pool fills", || pool.alive() == 2).await;
-    let hung = pool.call("debug.sleep", json!({"seconds": 60}), Duration::from_secs(2));
+    let hung = pool.call(
+        "debug.sleep",
+        json!({"seconds": 60}),
+        Duration::from_secs(2),
+    );
     let others = async {
         let mut answered = 0;
         for _ in 0..10 {
