@@ -9,7 +9,7 @@ VENV := $(or $(CRUXLOG_LOCAL_DIR),$(CURDIR)/.local)/venv
 WITH_ENV = eval "$$(bash $(STACK) env)" &&
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: up down test stack toolchain build lint test-rust test-python status demo fuzz bench
+.PHONY: up down test stack toolchain build lint test-rust test-python status demo fuzz bench prune-tests
 
 ## up: install what is missing, build, start Kafka, PostgreSQL and the services, run the demo.
 up: stack build
@@ -17,7 +17,7 @@ up: stack build
 	@$(WITH_ENV) bash infra/demo/demo.sh
 
 ## test: install what is missing, start the stack, run every Rust and Python test and lint.
-test: stack build lint test-rust test-python
+test: stack prune-tests build lint test-rust test-python
 
 ## down: stop the services and the stack (data is kept; `infra/local/stack.sh reset` wipes it).
 down:
@@ -53,6 +53,10 @@ lint: toolchain
 
 test-rust: toolchain
 	@$(WITH_ENV) cargo test --workspace
+
+## prune-tests: drop the databases and topics earlier test runs left behind.
+prune-tests:
+	@bash $(STACK) prune-tests
 
 test-python:
 	@$(WITH_ENV) $(VENV)/bin/python -m pytest analyzers/python infra/tests -q

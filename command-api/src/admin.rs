@@ -71,14 +71,24 @@ fn role(name: &str) -> Result<Role> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantRole {
     /// `admin` (`user` is implicit).
     pub role: String,
 }
 
-async fn grant(
+#[utoipa::path(
+    post,
+    path = "/v1/admin/users/{user_id}/roles",
+    tag = "admin",
+    summary = "Grant a role (admins only)",
+    params(("user_id" = Uuid, Path, description = "A user id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on; 409 when the resource moved on")),
+    request_body = GrantRole,
+    responses((status = 200, body = UserChanged), (status = 403, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 409, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 413, description = "Body too large", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 415, description = "Not application/json", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields, each named", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Event log or database unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn grant(
     State(state): State<AppState>,
     Admin(admin): Admin,
     Path(user_id): Path<String>,
@@ -99,7 +109,16 @@ async fn grant(
     Ok(changed_user(user_id, &written))
 }
 
-async fn revoke(
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/users/{user_id}/roles/{role}",
+    tag = "admin",
+    summary = "Revoke a role (admins only)",
+    params(("user_id" = Uuid, Path, description = "A user id"), ("role" = String, Path, description = "admin"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on; 409 when the resource moved on")),
+    responses((status = 200, body = UserChanged), (status = 403, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 409, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 413, description = "Body too large", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 415, description = "Not application/json", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields, each named", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Event log or database unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn revoke(
     State(state): State<AppState>,
     Admin(admin): Admin,
     Path((user_id, role_name)): Path<(String, String)>,
@@ -125,7 +144,8 @@ async fn revoke(
 }
 
 /// Why an admin looks at someone's personal data: required on every such read.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Access {
     /// support_request, abuse_report, legal_obligation, data_subject_request,
     /// security_incident or other.
@@ -187,7 +207,7 @@ pub async fn audit_read(
 }
 
 /// A user after a role change: its version (`ETag`) and position token.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserChanged {
     pub user_id: Uuid,
     pub version: i64,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::HeaderMap,
 };
 use chrono::{DateTime, Utc};
@@ -20,10 +20,11 @@ use crate::{
     accounts::db_error,
     admin::{Access, Admin, audit_read},
     error::{ApiError, Result},
+    json::ValidQuery,
     read_models::{self, SessionSummary},
 };
 
-#[derive(Debug, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct UserLine {
     pub user_id: Uuid,
     pub registered_at: DateTime<Utc>,
@@ -31,7 +32,8 @@ pub struct UserLine {
     pub roles: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     /// 1..=200, default 50.
     pub limit: Option<i64>,
@@ -40,10 +42,19 @@ pub struct Page {
 }
 
 /// `GET /v1/admin/users`: newest first; ids and roles only, so not audited.
-pub async fn users(
+#[utoipa::path(
+    get,
+    path = "/v1/admin/users",
+    tag = "admin",
+    summary = "Users, newest first (ids and roles only)",
+    params(Page),
+    responses((status = 200, body = Vec<UserLine>), (status = 403, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found, or not yours", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Database unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn users(
     State(state): State<AppState>,
     _admin: Admin,
-    Query(page): Query<Page>,
+    ValidQuery(page): ValidQuery<Page>,
 ) -> Result<Json<Vec<UserLine>>> {
     let limit = page.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
@@ -65,7 +76,7 @@ pub async fn users(
     Ok(Json(users))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserDetail {
     pub user_id: Uuid,
     pub email: Option<String>,
@@ -86,11 +97,20 @@ struct UserRow {
 }
 
 /// `GET /v1/admin/users/{id}?reason=...`: contact details, audited.
-pub async fn user(
+#[utoipa::path(
+    get,
+    path = "/v1/admin/users/{user_id}",
+    tag = "admin",
+    summary = "A user's contact details (audited)",
+    params(("user_id" = Uuid, Path, description = "A user id"), Access),
+    responses((status = 200, body = UserDetail), (status = 403, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found, or not yours", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Database unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn user(
     State(state): State<AppState>,
     Admin(admin): Admin,
     Path(user_id): Path<String>,
-    Query(access): Query<Access>,
+    ValidQuery(access): ValidQuery<Access>,
     headers: HeaderMap,
 ) -> Result<Json<UserDetail>> {
     let user_id = Uuid::parse_str(&user_id).map_err(|_| ApiError::NotFound)?;
@@ -136,11 +156,20 @@ fn open_contact(sealed: &serde_json::Value) -> Option<ContactDetails> {
 }
 
 /// `GET /v1/admin/users/{id}/sessions?reason=...`: the user's latest sessions, audited.
-pub async fn sessions(
+#[utoipa::path(
+    get,
+    path = "/v1/admin/users/{user_id}/sessions",
+    tag = "admin",
+    summary = "A user's sessions (audited)",
+    params(("user_id" = Uuid, Path, description = "A user id"), Access),
+    responses((status = 200, body = Vec<SessionSummary>), (status = 403, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found, or not yours", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Database unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn sessions(
     State(state): State<AppState>,
     Admin(admin): Admin,
     Path(user_id): Path<String>,
-    Query(access): Query<Access>,
+    ValidQuery(access): ValidQuery<Access>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<SessionSummary>>> {
     let user_id = Uuid::parse_str(&user_id).map_err(|_| ApiError::NotFound)?;
@@ -164,7 +193,7 @@ pub async fn sessions(
     Ok(Json(read_models::sessions(&state.db, &filter).await?))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Pipeline {
     /// Live and building projection builds with events applied and dead letters.
     pub projections: Vec<serde_json::Value>,
@@ -172,7 +201,7 @@ pub struct Pipeline {
     pub lag: Vec<PartitionLag>,
 }
 
-#[derive(Debug, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct PartitionLag {
     pub projection: String,
     pub topic: String,
@@ -185,7 +214,18 @@ pub struct PartitionLag {
 }
 
 /// `GET /v1/admin/pipeline`.
-pub async fn pipeline(State(state): State<AppState>, _admin: Admin) -> Result<Json<Pipeline>> {
+#[utoipa::path(
+    get,
+    path = "/v1/admin/pipeline",
+    tag = "admin",
+    summary = "Projection builds, lag per partition, dead letters",
+    responses((status = 200, body = Pipeline), (status = 403, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found, or not yours", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Database unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn pipeline(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> Result<Json<Pipeline>> {
     let projections: Vec<serde_json::Value> = sqlx::query_scalar(
         "select to_jsonb(h) from read.projection_health h order by h.projection, h.build_id",
     )
@@ -222,17 +262,27 @@ pub async fn pipeline(State(state): State<AppState>, _admin: Admin) -> Result<Js
     Ok(Json(Pipeline { projections, lag }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     pub subject: Option<Uuid>,
     pub limit: Option<i64>,
 }
 
 /// `GET /v1/admin/audit`: newest first, optionally about one subject. Holds ids only.
-pub async fn audit(
+#[utoipa::path(
+    get,
+    path = "/v1/admin/audit",
+    tag = "admin",
+    summary = "The audit log, newest first",
+    params(AuditQuery),
+    responses((status = 200, body = Vec<Object>), (status = 403, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found, or not yours", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Database unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn audit(
     State(state): State<AppState>,
     _admin: Admin,
-    Query(query): Query<AuditQuery>,
+    ValidQuery(query): ValidQuery<AuditQuery>,
 ) -> Result<Json<Vec<serde_json::Value>>> {
     let limit = query.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {

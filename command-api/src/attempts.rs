@@ -4,7 +4,7 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{post, put},
@@ -27,7 +27,7 @@ use crate::{
     command::{self, Command},
     domain,
     error::{ApiError, FieldError, Result},
-    json::ValidJson,
+    json::{ValidJson, ValidQuery},
     writer::{self, Written},
 };
 
@@ -42,7 +42,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// An attempt as the app sends it (to log or to correct).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttemptBody {
     /// Defaults to now.
@@ -74,7 +74,7 @@ pub struct AttemptBody {
 }
 
 /// What a command on a session answers.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Changed {
     pub session_id: Uuid,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -235,7 +235,17 @@ pub fn changed(
     }
 }
 
-async fn log(
+#[utoipa::path(
+    post,
+    path = "/v1/sessions/{session_id}/attempts",
+    tag = "sessions",
+    summary = "Log an attempt",
+    params(("session_id" = Uuid, Path, description = "A session id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on; 409 when the resource moved on"), ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key replay the first response")),
+    request_body = AttemptBody,
+    responses((status = 201, body = Changed), (status = 404, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 409, description = "Version conflict or session ended", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 413, description = "Body too large", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 415, description = "Not application/json", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields, each named", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Event log or database unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn log(
     State(state): State<AppState>,
     caller: Caller,
     Path(session_id): Path<String>,
@@ -270,7 +280,17 @@ async fn log(
     ))
 }
 
-async fn correct(
+#[utoipa::path(
+    put,
+    path = "/v1/sessions/{session_id}/attempts/{attempt_id}",
+    tag = "sessions",
+    summary = "Correct an attempt",
+    params(("session_id" = Uuid, Path, description = "A session id"), ("attempt_id" = Uuid, Path, description = "An attempt id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on; 409 when the resource moved on")),
+    request_body = AttemptBody,
+    responses((status = 200, body = Changed), (status = 404, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 409, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 413, description = "Body too large", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 415, description = "Not application/json", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields, each named", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Event log or database unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn correct(
     State(state): State<AppState>,
     caller: Caller,
     Path((session_id, attempt_id)): Path<(String, String)>,
@@ -305,17 +325,27 @@ async fn correct(
     ))
 }
 
-#[derive(Debug, Deserialize)]
-struct DeleteParams {
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct DeleteParams {
     /// mistake (default), duplicate or other.
     reason: Option<String>,
 }
 
-async fn delete(
+#[utoipa::path(
+    delete,
+    path = "/v1/sessions/{session_id}/attempts/{attempt_id}",
+    tag = "sessions",
+    summary = "Delete an attempt",
+    params(("session_id" = Uuid, Path, description = "A session id"), ("attempt_id" = Uuid, Path, description = "An attempt id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on; 409 when the resource moved on"), DeleteParams),
+    responses((status = 200, body = Changed), (status = 404, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 409, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 413, description = "Body too large", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 415, description = "Not application/json", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields, each named", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Event log or database unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     Path((session_id, attempt_id)): Path<(String, String)>,
-    Query(params): Query<DeleteParams>,
+    ValidQuery(params): ValidQuery<DeleteParams>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let (session_id, attempt_id) = (id(&session_id)?, id(&attempt_id)?);
@@ -349,7 +379,7 @@ async fn delete(
     ))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndBody {
     /// Perceived effort of the whole session, 1 to 10.
@@ -359,7 +389,17 @@ pub struct EndBody {
     pub notes: Option<String>,
 }
 
-async fn end(
+#[utoipa::path(
+    post,
+    path = "/v1/sessions/{session_id}/end",
+    tag = "sessions",
+    summary = "End a session",
+    params(("session_id" = Uuid, Path, description = "A session id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on; 409 when the resource moved on")),
+    request_body = EndBody,
+    responses((status = 200, body = Changed), (status = 404, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 409, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 413, description = "Body too large", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 415, description = "Not application/json", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields, each named", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Event log or database unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn end(
     State(state): State<AppState>,
     caller: Caller,
     Path(session_id): Path<String>,

@@ -9,7 +9,7 @@ use axum::{
 use serde::Serialize;
 
 /// One invalid field, named by its JSON path (e.g. `planned_minutes`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,

@@ -38,7 +38,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
 }
 
 /// Body of `POST /v1/auth/register`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Register {
     pub email: String,
@@ -50,21 +50,21 @@ pub struct Register {
     pub locale: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     pub email: String,
     pub password: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshToken {
     pub refresh_token: String,
 }
 
 /// The tokens of a signed-in session.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Tokens {
     pub user_id: Uuid,
     pub role: String,
@@ -140,7 +140,16 @@ fn plausible_locale(locale: &str) -> bool {
             .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
-async fn register(
+#[utoipa::path(
+    post,
+    path = "/v1/auth/register",
+    tag = "identity",
+    summary = "Register an account",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key replay the first response")),
+    request_body = Register,
+    responses((status = 201, body = Tokens), (status = 409, description = "Email taken", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Too many attempts", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 413, description = "Body too large", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 415, description = "Not application/json", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields, each named", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Event log or database unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(crate) async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
     ValidJson(body): ValidJson<Register>,
@@ -219,7 +228,15 @@ async fn register_user(
     }
 }
 
-async fn login(
+#[utoipa::path(
+    post,
+    path = "/v1/auth/login",
+    tag = "identity",
+    summary = "Log in",
+    request_body = Login,
+    responses((status = 200, body = Tokens), (status = 401, description = "Invalid email or password", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 400, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 413, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 415, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, body = crate::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(crate) async fn login(
     State(state): State<AppState>,
     ValidJson(body): ValidJson<Login>,
 ) -> Result<Json<Tokens>> {
@@ -246,7 +263,15 @@ async fn login(
     }
 }
 
-async fn refresh(
+#[utoipa::path(
+    post,
+    path = "/v1/auth/refresh",
+    tag = "identity",
+    summary = "Rotate a refresh token",
+    request_body = RefreshToken,
+    responses((status = 200, body = Tokens), (status = 401, description = "Invalid, expired or reused (the family is revoked)", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 400, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 413, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 415, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, body = crate::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(crate) async fn refresh(
     State(state): State<AppState>,
     ValidJson(body): ValidJson<RefreshToken>,
 ) -> Result<Json<Tokens>> {
@@ -280,7 +305,15 @@ async fn refresh(
     }
 }
 
-async fn logout(
+#[utoipa::path(
+    post,
+    path = "/v1/auth/logout",
+    tag = "identity",
+    summary = "Log out (revokes the refresh token family)",
+    request_body = RefreshToken,
+    responses((status = 204, description = "Logged out"), (status = 400, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 413, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 415, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, body = crate::openapi::Problem, content_type = "application/problem+json"))
+)]
+pub(crate) async fn logout(
     State(state): State<AppState>,
     ValidJson(body): ValidJson<RefreshToken>,
 ) -> Result<StatusCode> {

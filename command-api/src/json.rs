@@ -75,6 +75,34 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// A query-string extractor whose failures are problem details (422 naming the parameter
+/// serde complained about) instead of axum's plain-text 400.
+pub struct ValidQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for ValidQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(ValidQuery)
+            .map_err(|error| {
+                let path = error.path().to_string();
+                let field = if path == "." {
+                    "(query)".to_owned()
+                } else {
+                    path
+                };
+                ApiError::invalid(field, error.into_inner().to_string())
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;

@@ -13,6 +13,7 @@
 //! - [`videos`]: attempt videos and their analysis requests.
 //! - [`admin`], [`admin_reads`]: roles, users, pipeline health and the audit log (admins).
 //! - [`profile`]: the caller's own account and profile.
+//! - [`openapi`]: the OpenAPI 3.1 contract and the Swagger UI.
 //! - [`live`]: Server-Sent Events of the caller's new results.
 //! - [`reads`]: the caller's progress, analyses and their media.
 //! - [`command`]: envelope metadata and appends shared by every command.
@@ -48,6 +49,7 @@ pub mod json;
 pub mod live;
 pub mod log_scan;
 pub mod metrics;
+pub mod openapi;
 pub mod passwords;
 pub mod position;
 pub mod profile;
@@ -105,6 +107,7 @@ pub fn app(state: AppState) -> Router {
         .merge(attempts::router())
         .merge(reads::router())
         .merge(live::router())
+        .merge(openapi::router())
         .merge(profile::router())
         .merge(walls::router(&state))
         .merge(coaching::router())

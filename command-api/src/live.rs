@@ -62,7 +62,16 @@ struct Update {
     finished_at: DateTime<Utc>,
 }
 
-async fn events(
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "live",
+    summary = "My new results as Server-Sent Events (resumable with Last-Event-ID)",
+    params(("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
+    responses((status = 200, description = "An event stream", content_type = "text/event-stream"), (status = 422, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found, or not yours", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Database unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn events(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,

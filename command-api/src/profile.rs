@@ -35,7 +35,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/me/profile", put(update))
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Me {
     pub user_id: Uuid,
     pub email: Option<String>,
@@ -47,7 +47,7 @@ pub struct Me {
 }
 
 /// The profile as the app edits it: the whole of it each time (a snapshot, not a patch).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileBody {
     pub display_name: String,
@@ -165,7 +165,17 @@ impl ProfileBody {
     }
 }
 
-async fn update(
+#[utoipa::path(
+    put,
+    path = "/v1/me/profile",
+    tag = "profile",
+    summary = "Replace my profile",
+    params(("If-Match" = Option<String>, Header, description = "The ETag the change is based on; 409 when the resource moved on")),
+    request_body = ProfileBody,
+    responses((status = 200, body = ProfileBody), (status = 404, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 409, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 413, description = "Body too large", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 415, description = "Not application/json", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields, each named", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Event log or database unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn update(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
@@ -216,7 +226,15 @@ fn open<T: DeserializeOwned>(sealed: Option<&serde_json::Value>) -> Option<T> {
     serde_json::from_slice(&bytes).ok()
 }
 
-async fn me(State(state): State<AppState>, caller: Caller) -> Result<Response> {
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    tag = "profile",
+    summary = "My account and profile",
+    responses((status = 200, body = Me), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found, or not yours", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Database unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn me(State(state): State<AppState>, caller: Caller) -> Result<Response> {
     let row: MeRow = sqlx::query_as(
         "select u.contact, u.personal, u.body, u.locale, u.experience, u.climbing_since_year,
                 u.profile, u.registered_at,

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::{accounts::db_error, error::ApiError};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AttemptView {
     pub attempt_id: Uuid,
     pub attempted_at: DateTime<Utc>,
@@ -27,7 +27,7 @@ pub struct AttemptView {
     pub videos: Vec<VideoView>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct VideoView {
     pub video_id: Uuid,
     #[serde(skip)]
@@ -81,7 +81,7 @@ pub async fn attempts(
     Ok(attempts)
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AnalysisView {
     pub analysis_id: Uuid,
     pub kind: String,
@@ -99,7 +99,7 @@ pub struct AnalysisView {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MediaLink {
     /// annotated_video, summary_image or pose_track.
     pub name: String,
@@ -218,7 +218,7 @@ pub fn media_key(sealed: &serde_json::Value) -> Option<String> {
     Some(media.object_key)
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct PyramidStep {
     pub grade_system: String,
     pub grade_label: String,
@@ -227,7 +227,7 @@ pub struct PyramidStep {
     pub first_try_sends: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct WeekVolume {
     pub week: DateTime<Utc>,
     pub attempts: i64,
@@ -236,7 +236,7 @@ pub struct WeekVolume {
     pub climbing_ms: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct StyleRate {
     pub style: String,
     pub attempts: i64,
@@ -244,7 +244,7 @@ pub struct StyleRate {
     pub send_rate: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Progress {
     /// Sends per grade, hardest first.
     pub grade_pyramid: Vec<PyramidStep>,

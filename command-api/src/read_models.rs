@@ -9,14 +9,14 @@ use uuid::Uuid;
 
 use crate::{error::ApiError, position::Position};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AnalyzerView {
     pub name: String,
     pub version: i32,
     pub model_id: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WarmupView {
     pub analysis_id: Uuid,
     pub analyzer: AnalyzerView,
@@ -25,7 +25,7 @@ pub struct WarmupView {
     pub planned_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionView {
     pub session_id: Uuid,
     pub user_id: Uuid,
@@ -138,7 +138,7 @@ async fn video_events(db: &PgPool, session_id: Uuid) -> Result<Vec<Uuid>, ApiErr
 }
 
 /// One line of a session list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct SessionSummary {
     pub session_id: Uuid,
     pub started_at: DateTime<Utc>,

@@ -27,7 +27,18 @@ pub fn router() -> Router<AppState> {
         .route("/v1/analyses/{analysis_id}/media/{name}", get(media))
 }
 
-async fn progress(State(state): State<AppState>, caller: Caller) -> Result<Json<Progress>> {
+#[utoipa::path(
+    get,
+    path = "/v1/me/progress",
+    tag = "progress",
+    summary = "My grade pyramid, weekly volume and send rate by style",
+    responses((status = 200, body = Progress), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found, or not yours", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Database unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn progress(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Progress>> {
     Ok(Json(queries::progress(&state.db, caller.user_id).await?))
 }
 
@@ -35,7 +46,16 @@ fn id(text: &str) -> Result<Uuid> {
     Uuid::parse_str(text).map_err(|_| ApiError::NotFound)
 }
 
-async fn analysis(
+#[utoipa::path(
+    get,
+    path = "/v1/analyses/{analysis_id}",
+    tag = "analyses",
+    summary = "One of my analyses",
+    params(("analysis_id" = Uuid, Path, description = "An analysis id")),
+    responses((status = 200, body = AnalysisView), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found, or not yours", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Database unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn analysis(
     State(state): State<AppState>,
     caller: Caller,
     Path(analysis_id): Path<String>,
@@ -47,7 +67,16 @@ async fn analysis(
 }
 
 /// Streams one of an analysis' media files; only its owner gets it.
-async fn media(
+#[utoipa::path(
+    get,
+    path = "/v1/analyses/{analysis_id}/media/{name}",
+    tag = "analyses",
+    summary = "A media file of an analysis (annotated video, summary image, pose track)",
+    params(("analysis_id" = Uuid, Path, description = "An analysis id"), ("name" = String, Path, description = "annotated_video, summary_image or pose_track")),
+    responses((status = 200, description = "The file", content_type = "application/octet-stream"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found, or not yours", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Database unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn media(
     State(state): State<AppState>,
     caller: Caller,
     Path((analysis_id, name)): Path<(String, String)>,

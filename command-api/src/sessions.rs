@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::{HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -24,7 +24,7 @@ use crate::{
     command::{self, Command},
     domain,
     error::{ApiError, FieldError, Result},
-    json::ValidJson,
+    json::{ValidJson, ValidQuery},
     position::Position,
     read_models::{self, SessionView},
     writer,
@@ -42,7 +42,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Body of `POST /v1/sessions`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartSession {
     /// boulder, sport, trad, top_rope or board.
@@ -57,7 +57,7 @@ pub struct StartSession {
     pub started_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionCreated {
     pub session_id: Uuid,
     pub position: String,
@@ -117,7 +117,17 @@ impl StartSession {
     }
 }
 
-async fn start(
+#[utoipa::path(
+    post,
+    path = "/v1/sessions",
+    tag = "sessions",
+    summary = "Start a climbing session",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key replay the first response")),
+    request_body = StartSession,
+    responses((status = 201, body = SessionCreated), (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 413, description = "Body too large", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 415, description = "Not application/json", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields, each named", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Event log or database unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn start(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
@@ -156,8 +166,9 @@ async fn start(
 
 /// Query of `GET /v1/sessions`: newest first, `limit` per page (1..=100, default 20), the
 /// next page from the `next` cursor of the previous one.
-#[derive(Debug, Deserialize)]
-struct ListParams {
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListParams {
     limit: Option<i64>,
     /// Only sessions started at or after this instant.
     from: Option<DateTime<Utc>>,
@@ -168,20 +179,27 @@ struct ListParams {
     cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionPage {
     pub sessions: Vec<read_models::SessionSummary>,
     /// Pass as `cursor` for the next page; absent on the last page.
     pub next: Option<String>,
 }
 
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/v1/sessions",
+    tag = "sessions",
+    summary = "My sessions, newest first",
+    params(ListParams),
+    responses((status = 200, body = SessionPage), (status = 422, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found, or not yours", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Database unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    params: std::result::Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+    ValidQuery(params): ValidQuery<ListParams>,
 ) -> Result<Json<SessionPage>> {
-    let Query(params) =
-        params.map_err(|rejection| ApiError::invalid("(query)", rejection.body_text()))?;
     let limit = params.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 100"));
@@ -224,17 +242,27 @@ async fn list(
     Ok(Json(SessionPage { sessions, next }))
 }
 
-#[derive(Debug, Deserialize)]
-struct ShowParams {
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ShowParams {
     /// A position token from a command's response (R3).
     after: Option<String>,
 }
 
-async fn show(
+#[utoipa::path(
+    get,
+    path = "/v1/sessions/{session_id}",
+    tag = "sessions",
+    summary = "One of my sessions with attempts and analyses",
+    params(("session_id" = Uuid, Path, description = "A session id"), ShowParams),
+    responses((status = 200, body = SessionView), (status = 422, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found, or not yours", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Database unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path(session_id): Path<String>,
-    Query(params): Query<ShowParams>,
+    ValidQuery(params): ValidQuery<ShowParams>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let session_id = Uuid::parse_str(&session_id).map_err(|_| ApiError::NotFound)?;

@@ -6,7 +6,7 @@
 use axum::{
     Json, Router,
     body::Body,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse as _, Response},
     routing::post,
@@ -25,7 +25,7 @@ use crate::{
     command::{self, Command},
     domain::{self, SessionState},
     error::{ApiError, Result},
-    json::ValidJson,
+    json::{ValidJson, ValidQuery},
     uploads, writer,
 };
 
@@ -45,13 +45,14 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-#[derive(Debug, Deserialize)]
-struct UploadParams {
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct UploadParams {
     /// Request the movement analysis right away (default true).
     analyze: Option<bool>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VideoStored {
     pub video_id: Uuid,
     pub sha256: String,
@@ -67,11 +68,21 @@ fn id(text: &str) -> Result<Uuid> {
     Uuid::parse_str(text).map_err(|_| ApiError::NotFound)
 }
 
-async fn upload(
+#[utoipa::path(
+    post,
+    path = "/v1/sessions/{session_id}/attempts/{attempt_id}/videos",
+    tag = "videos",
+    summary = "Upload a video of an attempt (MP4/MOV, H.264/HEVC)",
+    params(("session_id" = Uuid, Path, description = "A session id"), ("attempt_id" = Uuid, Path, description = "An attempt id"), UploadParams),
+    request_body(content = Vec<u8>, content_type = "video/mp4", description = "The video bytes, streamed"),
+    responses((status = 201, body = VideoStored), (status = 404, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 413, description = "Too large", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 415, description = "Not an MP4/MOV H.264/HEVC video", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 413, description = "Body too large", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 415, description = "Not application/json", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields, each named", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Event log or database unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn upload(
     State(state): State<AppState>,
     caller: Caller,
     Path((session_id, attempt_id)): Path<(String, String)>,
-    Query(params): Query<UploadParams>,
+    ValidQuery(params): ValidQuery<UploadParams>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
@@ -187,7 +198,7 @@ fn movement_request(
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnalysisRequest {
     /// Pin an analyzer version; the latest when absent.
@@ -195,13 +206,23 @@ pub struct AnalysisRequest {
     pub analyzer_version: Option<i32>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AnalysisAccepted {
     pub analysis_id: Uuid,
     pub position: String,
 }
 
-async fn request_analysis(
+#[utoipa::path(
+    post,
+    path = "/v1/sessions/{session_id}/videos/{video_id}/analyses",
+    tag = "videos",
+    summary = "Request a movement analysis of a video",
+    params(("session_id" = Uuid, Path, description = "A session id"), ("video_id" = Uuid, Path, description = "A video id")),
+    request_body = AnalysisRequest,
+    responses((status = 202, body = AnalysisAccepted), (status = 404, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 413, description = "Body too large", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 415, description = "Not application/json", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields, each named", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Event log or database unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn request_analysis(
     State(state): State<AppState>,
     caller: Caller,
     Path((session_id, video_id)): Path<(String, String)>,

@@ -9,6 +9,7 @@
 #   stack.sh env                                   export lines for the services
 #   stack.sh reset   [kafka|postgres|all]          stop and delete the data (keeps installs)
 #   stack.sh kafka-cli TOOL [ARGS...]              run a Kafka CLI tool from the same jars
+#   stack.sh prune-tests                           drop what earlier test runs left (t_* databases and topics)
 #
 # Environment:
 #   CRUXLOG_LOCAL_DIR              data dir (default: <repo>/.local)
@@ -57,6 +58,8 @@ PY_PINS=(absl-py attrs flatbuffers "protobuf>=4.25.3,<5" "numpy<2" "opencv-pytho
 # Applied to the analyzers package install so that it cannot move these.
 PY_CONSTRAINTS=("numpy<2" "protobuf>=4.25.3,<5" "opencv-python-headless==4.11.0.86" "mediapipe==0.10.14")
 PY_PROJECT=$ROOT/analyzers/python
+# Test tools for the REST API (contract fuzzing of /openapi.json), in the same venv.
+PY_API_TOOLS=("schemathesis==4.32.5")
 
 APT_UPDATED=0
 
@@ -256,7 +259,7 @@ install_postgres() {
 
 python_inputs_hash() {
   {
-    printf '%s\n' "$PY_MEDIAPIPE" "${PY_PINS[@]}" -- "${PY_CONSTRAINTS[@]}" -- "$1"
+    printf '%s\n' "$PY_MEDIAPIPE" "${PY_PINS[@]}" -- "${PY_CONSTRAINTS[@]}" -- "${PY_API_TOOLS[@]}" -- "$1"
     if [[ -f $PY_PROJECT/pyproject.toml ]]; then cat "$PY_PROJECT/pyproject.toml"; else echo "no pyproject"; fi
   } | sha
 }
@@ -302,6 +305,9 @@ install_python() {
   else
     log "python: no analyzers/python/pyproject.toml yet, skipping the analyzers package"
   fi
+  log "python: pip install ${PY_API_TOOLS[*]}"
+  run_logged "python: pip install (API test tools)" \
+    "${pip[@]}" install -c "$VENV/cruxlog-constraints.txt" "${PY_API_TOOLS[@]}"
   log "python: checking 'import mediapipe, cv2'"
   "$vpy" - <<'PYCHECK' >&2 || die "python: the venv check failed (see above)"
 import importlib.metadata as md
@@ -792,6 +798,24 @@ cmd_kafka_cli() {
   exec java "${java_tool_opts[@]}" -cp "$KAFKA_LIBS/*" "$cls" "$@"
 }
 
+# Each test makes its own database and topics (prefix t_); a run leaves them for
+# post-mortems, and the next `make test` drops them here so the disk does not fill up.
+cmd_prune_tests() {
+  local dbs topics
+  find_pg_bin || die "prune-tests: PostgreSQL is not installed"
+  dbs=$("$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -Atc \
+    "select datname from pg_database where datname like 't\_%'") || die "prune-tests: PostgreSQL is not reachable"
+  for db in $dbs; do
+    "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qc "drop database if exists \"$db\" with (force)" >/dev/null
+  done
+  topics=$(bash "$0" kafka-cli topics --bootstrap-server "127.0.0.1:$KAFKA_PORT" --list 2>/dev/null | grep -c '^t_' || true)
+  if ((topics > 0)); then
+    bash "$0" kafka-cli topics --bootstrap-server "127.0.0.1:$KAFKA_PORT" --delete --topic 't_.*' >/dev/null 2>&1 ||
+      log "prune-tests: deleting test topics failed (continuing)"
+  fi
+  log "prune-tests: dropped $(wc -w <<<"$dbs") test databases and $topics test topics"
+}
+
 main() {
   local cmd=${1:-}
   (($#)) && shift
@@ -803,6 +827,7 @@ main() {
     env) cmd_env ;;
     reset) cmd_reset "$@" ;;
     kafka-cli) cmd_kafka_cli "$@" ;;
+    prune-tests) cmd_prune_tests ;;
     -h | --help | help) usage ;;
     "")
       usage
