@@ -20,9 +20,9 @@ pid_of() {
   [[ -f $file ]] && kill -0 "$(cat "$file")" 2>/dev/null && cat "$file"
 }
 
-# A per-checkout signing secret for local access tokens, made once, never committed.
-jwt_secret() {
-  local file=$DATA/jwt-secret
+# Per-checkout secrets (token signing, email index), made once, never committed.
+local_secret() {
+  local file=$DATA/$1
   if [[ ! -s $file ]]; then
     mkdir -p "$DATA"
     (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$file")
@@ -44,8 +44,11 @@ wait_ready() {
 
 start() {
   mkdir -p "$RUN" "$LOGS"
-  CRUXLOG_AUTH__JWT_SECRET=$(jwt_secret)
-  export CRUXLOG_AUTH__JWT_SECRET CRUXLOG_LOG_FORMAT=json
+  CRUXLOG_AUTH__JWT_SECRET=$(local_secret jwt-secret)
+  CRUXLOG_AUTH__EMAIL_INDEX_KEY=$(local_secret email-index-key)
+  # One object store for the API's uploads and the analyzers' artifacts.
+  CRUXLOG_BLOBS__URL=${CRUXLOG_BLOBS__URL:-$DATA/blobs}
+  export CRUXLOG_AUTH__JWT_SECRET CRUXLOG_AUTH__EMAIL_INDEX_KEY CRUXLOG_BLOBS__URL CRUXLOG_LOG_FORMAT=json
   for service in "${SERVICES[@]}"; do
     if pid=$(pid_of "$service"); then
       say "$service already running (pid $pid)"
