@@ -48,7 +48,7 @@ PYTHON_KEYS = {
     "CRUXLOG_SCHEMAS_DIR": REPO / "analyzers" / "python" / "src" / "cruxlog_vision" / "events.py"
 }
 # Compose variables a user must set (no default in compose.yaml).
-REQUIRED_VARIABLES = {"CRUXLOG_JWT_SECRET"}
+REQUIRED_VARIABLES = {"CRUXLOG_JWT_SECRET", "CRUXLOG_EMAIL_INDEX_KEY"}
 
 # The full set of broker properties a single combined KRaft node needs when configured through
 # the apache/kafka image's KAFKA_* variables (any one of them drops the image's defaults).
