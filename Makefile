@@ -72,6 +72,7 @@ bench: stack bench-vision
 	cargo bench -p cruxlog-schemas --bench codec
 	@$(WITH_ENV) cargo bench -p cruxlog-projectors --bench catchup
 	@$(WITH_ENV) cargo bench -p cruxlog-command-api --bench command_to_query
+	@$(WITH_ENV) cargo bench -p cruxlog-command-api --bench load
 
 ## bench-vision: movement analysis figures (pipeline vs pose model fps, 60 s clip time, subsampling cost, back-view detection).
 .PHONY: bench-vision

@@ -2,14 +2,16 @@
 //! is at version N", so every command on an existing aggregate goes through its head row in
 //! `api.aggregate_heads`, shared by all API instances:
 //!
-//! 1. lock the head (`for update`); a head with an append pending waits for it, or, when its
-//!    writer died, is settled from the log ([`crate::log_scan`]);
+//! 1. read the head; a head with an append pending waits for it, or, when its writer died,
+//!    is settled from the log ([`crate::log_scan`]) with the row locked;
 //! 2. compare `If-Match` with the head's version (409 on mismatch), run the pure decision;
-//! 3. mark the new version pending and commit, so the lock is not held during the append;
+//! 3. mark the new version pending, in one statement that succeeds only if the head is still
+//!    at the version read with nothing pending (else back to 1);
 //! 4. append to Kafka (W1), then move the head and clear the pending mark.
 //!
-//! Two instances can therefore never both append version N + 1: the second one sees the
-//! first one's pending mark or its new version.
+//! Two instances can therefore never both append version N + 1: the second one's mark fails
+//! on the first one's pending mark or its new version. Three round trips to PostgreSQL per
+//! command (two for one that creates its aggregate), none of them in a transaction.
 
 use std::time::Duration;
 
@@ -132,12 +134,16 @@ where
         }
     }
     let version = base + events.len() as i64;
+    // Moving the head need not wait for its WAL flush (`synchronous_commit` off for this
+    // statement's own transaction): if PostgreSQL loses it in a crash, the pending mark,
+    // which was flushed before the append, is still there and is settled from the log.
     sqlx::query(
         "update api.aggregate_heads
             set version = pending_version, state = pending_state, pending_version = null,
                 pending_state = null, pending_since = null, last_position = $3,
                 updated_at = now()
-          where aggregate_id = $1 and pending_version = $2",
+          where aggregate_id = $1 and pending_version = $2
+            and (select set_config('synchronous_commit', 'off', true)) = 'off'",
     )
     .bind(aggregate_id)
     .bind(version)
@@ -163,6 +169,12 @@ async fn last_position(state: &AppState, aggregate_id: Uuid) -> Result<Option<Po
 }
 
 /// Steps 1–3: returns the version the new events follow and the events.
+///
+/// No transaction and no row lock on the common path: the pending mark is a compare-and-set
+/// on (version, no pending append), so of two writers that read the same head only one marks
+/// it, and the other reads again. A version names one state, so a decision made on a head
+/// read at version N is still right when the mark at N succeeds. Only settling a dead
+/// writer's append locks the row (see [`settle_stale`]).
 async fn reserve<S, F>(
     state: &AppState,
     aggregate_type: &'static str,
@@ -174,17 +186,25 @@ where
     S: Serialize + DeserializeOwned,
     F: Fn(Option<S>) -> Decision<S>,
 {
+    // A command that creates its aggregate (a new id) need not read a head that is not
+    // there: decide on "absent" and mark version 0, which succeeds only if it is absent.
+    if expected.is_none_or(|expected| expected == 0)
+        && let Ok((events, next)) = decide(None)
+        && !events.is_empty()
+        && mark(state, aggregate_type, aggregate_id, 0, events.len(), &next).await?
+    {
+        return Ok((0, events));
+    }
     let deadline = tokio::time::Instant::now() + settle_after(state) + Duration::from_secs(2);
     loop {
-        let mut tx = state.db.begin().await.map_err(db_error)?;
         let head = sqlx::query(
             "select version, state, pending_version,
                     pending_since < now() - make_interval(secs => $2) as stale
-               from api.aggregate_heads where aggregate_id = $1 for update",
+               from api.aggregate_heads where aggregate_id = $1",
         )
         .bind(aggregate_id)
         .bind(settle_after(state).as_secs_f64())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&state.db)
         .await
         .map_err(db_error)?;
         let (mut version, mut current) = (0_i64, None::<serde_json::Value>);
@@ -194,15 +214,15 @@ where
             let pending: Option<i64> = head.try_get("pending_version").map_err(db_error)?;
             if pending.is_some() {
                 let stale: Option<bool> = head.try_get("stale").map_err(db_error)?;
-                if stale != Some(true) {
-                    drop(tx);
+                if stale == Some(true) {
+                    settle_stale(state, aggregate_id).await?;
+                } else {
                     if tokio::time::Instant::now() > deadline {
                         return Err(ApiError::LogUnavailable);
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
                 }
-                (version, current) = settle(state, &mut tx, aggregate_id).await?;
+                continue;
             }
         }
         if let Some(expected) = expected
@@ -221,33 +241,70 @@ where
         if events.is_empty() {
             return Ok((version, events));
         }
-        let next = serde_json::to_value(next).map_err(|error| ApiError::Internal(error.into()))?;
-        let pending = version + events.len() as i64;
-        let marked = sqlx::query(
-            "insert into api.aggregate_heads
-                    (aggregate_id, aggregate_type, version, pending_version, pending_state, pending_since)
-             values ($1, $2, $3, $4, $5, now())
-             on conflict (aggregate_id) do update
-                set pending_version = $4, pending_state = $5, pending_since = now()
-              where aggregate_heads.version = $3 and aggregate_heads.pending_version is null",
+        if mark(
+            state,
+            aggregate_type,
+            aggregate_id,
+            version,
+            events.len(),
+            &next,
         )
-        .bind(aggregate_id)
-        .bind(aggregate_type)
-        .bind(version)
-        .bind(pending)
-        .bind(&next)
-        .execute(&mut *tx)
-        .await;
-        match marked {
-            Ok(done) if done.rows_affected() == 1 => {
-                tx.commit().await.map_err(db_error)?;
-                return Ok((version, events));
-            }
-            // Created by someone else between our read and insert: start over.
-            Ok(_) => continue,
-            Err(error) => return Err(db_error(error)),
+        .await?
+        {
+            return Ok((version, events));
         }
+        // Another writer marked or moved the head since we read it: read it again.
     }
+}
+
+/// Step 3, one statement: marks `count` events after `version` pending, only if the head is
+/// still at `version` with nothing pending (or absent, for version 0). `false`: it was not.
+async fn mark<S: Serialize>(
+    state: &AppState,
+    aggregate_type: &'static str,
+    aggregate_id: Uuid,
+    version: i64,
+    count: usize,
+    next: &S,
+) -> Result<bool, ApiError> {
+    let next = serde_json::to_value(next).map_err(|error| ApiError::Internal(error.into()))?;
+    let marked = sqlx::query(
+        "insert into api.aggregate_heads
+                (aggregate_id, aggregate_type, version, pending_version, pending_state, pending_since)
+         values ($1, $2, $3, $4, $5, now())
+         on conflict (aggregate_id) do update
+            set pending_version = $4, pending_state = $5, pending_since = now()
+          where aggregate_heads.version = $3 and aggregate_heads.pending_version is null",
+    )
+    .bind(aggregate_id)
+    .bind(aggregate_type)
+    .bind(version)
+    .bind(version + count as i64)
+    .bind(&next)
+    .execute(&state.db)
+    .await
+    .map_err(db_error)?;
+    Ok(marked.rows_affected() == 1)
+}
+
+/// Settles a stale pending append with the head locked, so one writer reads the log for it
+/// and the others find it settled.
+async fn settle_stale(state: &AppState, aggregate_id: Uuid) -> Result<(), ApiError> {
+    let mut tx = state.db.begin().await.map_err(db_error)?;
+    let stale: Option<Option<bool>> = sqlx::query_scalar(
+        "select pending_since < now() - make_interval(secs => $2)
+           from api.aggregate_heads where aggregate_id = $1 for update",
+    )
+    .bind(aggregate_id)
+    .bind(settle_after(state).as_secs_f64())
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    if stale.flatten() == Some(true) {
+        settle(state, &mut tx, aggregate_id).await?;
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(())
 }
 
 /// A pending append whose writer is gone: was it appended? Reads the log to find out and

@@ -1,0 +1,536 @@
+//! Command throughput (issue #4): the live API on loopback under a closed-loop load, next to a
+//! raw rdkafka producer appending the same events with the same settings, in the same run.
+//!
+//! Scenarios, each `BENCH_WARMUP` s of warm-up then `BENCH_SECONDS` s measured, one after the
+//! other: `POST /v1/sessions` (a new aggregate: `SessionStarted` through a new head), the raw
+//! producer appending `SessionStarted`, `POST /v1/sessions/{id}/attempts` spread over
+//! `BENCH_SESSIONS` pre-created sessions per connection (`AttemptLogged` through an existing
+//! head), and the raw producer appending `AttemptLogged`. Both sides run `BENCH_CONCURRENCY`
+//! requests at once: that many keep-alive HTTP/1.1 connections, or that many appends awaited
+//! at once.
+//!
+//! Closed loop, because the question is the most the API sustains within a latency bound:
+//! a fixed number of callers each waiting for its answer finds the throughput at that
+//! concurrency, and the raw producer gets exactly the same shape. (Closed-loop latency hides
+//! stalls from callers that would have sent meanwhile; `max` is printed for that reason.)
+//! The client is a minimal HTTP/1.1 writer and reader over a `TcpStream` with the requests
+//! pre-built: on a 2-core box shared with Kafka and PostgreSQL, every cycle the load
+//! generator spends is taken from the API.
+//!
+//! `cargo bench -p cruxlog-command-api --bench load` with the stack's environment
+//! (`make bench`). Goal: at least 10,000 commands/s at p99 <= 25 ms.
+
+use std::time::{Duration, Instant};
+
+use cruxlog_command_api::{Application, auth::TokenKeys, config::Config};
+use cruxlog_runtime::{config::Secret, telemetry::TraceParent, testkit::TestEnv};
+use cruxlog_schemas::{
+    Actor, ActorRole, Event, EventMeta,
+    events::{
+        AttemptDetails, AttemptLogged, AttemptResult, ClimbStyle, Discipline, SessionStarted,
+        aggregate,
+    },
+    grades::{Grade, GradeSystem},
+};
+use hdrhistogram::Histogram;
+use rdkafka::{
+    message::{Header, OwnedHeaders},
+    producer::{FutureProducer, FutureRecord},
+};
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::TcpStream,
+};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const SESSION_BODY: &str = r#"{"discipline":"boulder","indoor":true,"planned_minutes":90}"#;
+const ATTEMPT_BODY: &str =
+    r#"{"style":"boulder","result":"fail","falls":1,"grade_system":"fontainebleau","grade":"6b+"}"#;
+
+struct Settings {
+    concurrency: usize,
+    warmup: Duration,
+    measured: Duration,
+    sessions_per_connection: usize,
+}
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One scenario's figures over its measured window.
+struct Figures {
+    done: u64,
+    errors: u64,
+    latency: Histogram<u64>,
+    window: Duration,
+}
+
+impl Figures {
+    fn rate(&self) -> f64 {
+        self.done as f64 / self.window.as_secs_f64()
+    }
+
+    fn ms(&self, quantile: f64) -> f64 {
+        self.latency.value_at_quantile(quantile) as f64 / 1_000.0
+    }
+
+    fn print(&self, name: &str) {
+        println!(
+            "  {name:<22} {:>8.0} cmd/s  p50 {:6.2} ms  p99 {:6.2} ms  max {:7.2} ms  ({} done, {} errors)",
+            self.rate(),
+            self.ms(0.50),
+            self.ms(0.99),
+            self.latency.max() as f64 / 1_000.0,
+            self.done,
+            self.errors
+        );
+    }
+}
+
+/// The measured window every worker of a scenario shares.
+#[derive(Clone, Copy)]
+struct Window {
+    from: Instant,
+    until: Instant,
+}
+
+impl Window {
+    fn after(settings: &Settings) -> Self {
+        let from = Instant::now() + settings.warmup;
+        Self {
+            from,
+            until: from + settings.measured,
+        }
+    }
+}
+
+/// What one worker saw; merged into [`Figures`].
+struct Tally {
+    done: u64,
+    errors: u64,
+    latency: Histogram<u64>,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            done: 0,
+            errors: 0,
+            latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+        }
+    }
+
+    /// Records one call that started at `sent`, if it ended inside the window.
+    fn record(&mut self, window: Window, sent: Instant, ok: bool) {
+        let now = Instant::now();
+        if now < window.from || now > window.until {
+            return;
+        }
+        if ok {
+            self.done += 1;
+            let micros = (now - sent).as_micros() as u64;
+            self.latency.saturating_record(micros.max(1));
+        } else {
+            self.errors += 1;
+        }
+    }
+}
+
+fn merge(tallies: Vec<Tally>, window: Window) -> Figures {
+    let mut figures = Figures {
+        done: 0,
+        errors: 0,
+        latency: Tally::new().latency,
+        window: window.until - window.from,
+    };
+    for tally in tallies {
+        figures.done += tally.done;
+        figures.errors += tally.errors;
+        figures.latency.add(&tally.latency).expect("same bounds");
+    }
+    figures
+}
+
+/// A keep-alive HTTP/1.1 connection that sends pre-built requests and reads the status and
+/// `Location` of each answer (bodies are read and dropped).
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn open(addr: std::net::SocketAddr) -> std::io::Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream,
+            buf: Vec::with_capacity(4096),
+        })
+    }
+
+    async fn call(&mut self, request: &[u8]) -> std::io::Result<(u16, Option<String>)> {
+        self.stream.write_all(request).await?;
+        let head_end = loop {
+            if let Some(at) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            self.fill().await?;
+        };
+        let head = std::str::from_utf8(&self.buf[..head_end]).map_err(std::io::Error::other)?;
+        let status = head
+            .get(9..12)
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| std::io::Error::other("bad status line"))?;
+        let (mut length, mut location) = (None, None);
+        for line in head.split("\r\n").skip(1) {
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse::<usize>().ok();
+                } else if name.eq_ignore_ascii_case("location") {
+                    location = Some(value.trim().to_owned());
+                }
+            }
+        }
+        let length = length.ok_or_else(|| std::io::Error::other("no content-length"))?;
+        while self.buf.len() < head_end + length {
+            self.fill().await?;
+        }
+        self.buf.drain(..head_end + length);
+        Ok((status, location))
+    }
+
+    async fn fill(&mut self) -> std::io::Result<()> {
+        let mut chunk = [0_u8; 4096];
+        let read = self.stream.read(&mut chunk).await?;
+        if read == 0 {
+            return Err(std::io::Error::other("connection closed"));
+        }
+        self.buf.extend_from_slice(&chunk[..read]);
+        Ok(())
+    }
+}
+
+fn post(path: &str, token: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// One connection's caller: its own user, its own sessions.
+struct Caller {
+    conn: Conn,
+    user: Uuid,
+    token: String,
+    sessions: Vec<Uuid>,
+}
+
+/// Closed loop over `requests` (cycled) on one connection until the window ends.
+async fn drive(mut caller: Caller, requests: Vec<Vec<u8>>, window: Window) -> (Caller, Tally) {
+    let mut tally = Tally::new();
+    let mut next = 0;
+    while Instant::now() < window.until {
+        let sent = Instant::now();
+        let ok = matches!(caller.conn.call(&requests[next]).await, Ok((201, _)));
+        tally.record(window, sent, ok);
+        next = (next + 1) % requests.len();
+    }
+    (caller, tally)
+}
+
+async fn run_api(
+    callers: Vec<Caller>,
+    settings: &Settings,
+    requests: impl Fn(&Caller) -> Vec<Vec<u8>>,
+) -> (Vec<Caller>, Figures) {
+    let window = Window::after(settings);
+    let workers: Vec<_> = callers
+        .into_iter()
+        .map(|caller| {
+            let requests = requests(&caller);
+            tokio::spawn(drive(caller, requests, window))
+        })
+        .collect();
+    let mut callers = Vec::new();
+    let mut tallies = Vec::new();
+    for worker in workers {
+        let (caller, tally) = worker.await.expect("worker");
+        callers.push(caller);
+        tallies.push(tally);
+    }
+    (callers, merge(tallies, window))
+}
+
+/// Creates each caller's sessions through the API (not measured).
+async fn create_sessions(callers: Vec<Caller>, per_caller: usize) -> Vec<Caller> {
+    let workers: Vec<_> = callers
+        .into_iter()
+        .map(|mut caller| {
+            tokio::spawn(async move {
+                let request = post("/v1/sessions", &caller.token, SESSION_BODY);
+                while caller.sessions.len() < per_caller {
+                    let (status, location) = caller.conn.call(&request).await.expect("create");
+                    assert_eq!(status, 201, "creating a session");
+                    let id = location.and_then(|l| l.rsplit('/').next().map(str::to_owned));
+                    caller
+                        .sessions
+                        .push(Uuid::parse_str(&id.expect("location")).expect("session id"));
+                }
+                caller
+            })
+        })
+        .collect();
+    let mut callers = Vec::new();
+    for worker in workers {
+        callers.push(worker.await.expect("creator"));
+    }
+    callers
+}
+
+/// The raw baseline: `concurrency` appends awaited at once, each the event the API would
+/// have appended for the same command (same envelope, key and headers).
+async fn run_raw(
+    producer: &FutureProducer,
+    topic: &str,
+    timeout: Duration,
+    callers: &[Caller],
+    settings: &Settings,
+    attempts: bool,
+) -> Figures {
+    let window = Window::after(settings);
+    let workers: Vec<_> = callers
+        .iter()
+        .map(|caller| {
+            let (producer, topic) = (producer.clone(), topic.to_owned());
+            let (user, sessions) = (caller.user, caller.sessions.clone());
+            tokio::spawn(async move {
+                let mut tally = Tally::new();
+                let mut version = 1;
+                while Instant::now() < window.until {
+                    let sent = Instant::now();
+                    let (event_type, meta, value) = if attempts {
+                        version += 1;
+                        let session = sessions[version as usize % sessions.len()];
+                        attempt_event(user, session, version)
+                    } else {
+                        session_event(user)
+                    };
+                    let ok = append(&producer, &topic, timeout, event_type, &meta, &value).await;
+                    tally.record(window, sent, ok);
+                }
+                tally
+            })
+        })
+        .collect();
+    let mut tallies = Vec::new();
+    for worker in workers {
+        tallies.push(worker.await.expect("worker"));
+    }
+    merge(tallies, window)
+}
+
+fn meta(user: Uuid, aggregate_id: Uuid, version: i64) -> EventMeta {
+    EventMeta::new(aggregate_id, version, Actor::user(user))
+        .with_command(Uuid::now_v7())
+        .with_traceparent(Some(TraceParent::new_root().header()))
+}
+
+fn session_event(user: Uuid) -> (&'static str, EventMeta, Vec<u8>) {
+    let session_id = Uuid::now_v7();
+    let event = SessionStarted {
+        session_id,
+        user_id: user,
+        started_at: cruxlog_schemas::envelope::truncate_to_micros(chrono::Utc::now()),
+        discipline: Discipline::Boulder,
+        indoor: true,
+        location_name: None,
+        planned_minutes: Some(90),
+    };
+    let meta = meta(user, session_id, 1);
+    let value = cruxlog_schemas::encode(&meta, &event).expect("encodes");
+    (SessionStarted::NAME, meta, value)
+}
+
+fn attempt_event(user: Uuid, session_id: Uuid, version: i64) -> (&'static str, EventMeta, Vec<u8>) {
+    let event = AttemptLogged {
+        session_id,
+        attempt_id: Uuid::now_v7(),
+        user_id: user,
+        attempted_at: cruxlog_schemas::envelope::truncate_to_micros(chrono::Utc::now()),
+        details: AttemptDetails {
+            route_id: None,
+            route_description: None,
+            grade: Grade::parse(GradeSystem::Fontainebleau, "6b+").ok(),
+            style: ClimbStyle::Boulder,
+            result: AttemptResult::Fail,
+            falls: 1,
+            duration_ms: None,
+            rpe: None,
+            beta: Vec::new(),
+            high_point_hold_id: None,
+            notes: None,
+        },
+    };
+    let meta = meta(user, session_id, version);
+    let value = cruxlog_schemas::encode(&meta, &event).expect("encodes");
+    (AttemptLogged::NAME, meta, value)
+}
+
+/// What `EventLog::send` does, minus the head: same key, headers and bound.
+async fn append(
+    producer: &FutureProducer,
+    topic: &str,
+    timeout: Duration,
+    event_type: &str,
+    meta: &EventMeta,
+    value: &[u8],
+) -> bool {
+    let key = meta.aggregate_id.to_string();
+    let event_id = meta.event_id.to_string();
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "event_type",
+            value: Some(event_type),
+        })
+        .insert(Header {
+            key: "event_id",
+            value: Some(&event_id),
+        })
+        .insert(Header {
+            key: "traceparent",
+            value: meta.traceparent.as_deref(),
+        });
+    let record = FutureRecord::to(topic)
+        .key(&key)
+        .payload(value)
+        .headers(headers);
+    let delivery = producer.send(record, timeout);
+    matches!(
+        tokio::time::timeout(timeout + Duration::from_millis(250), delivery).await,
+        Ok(Ok(_))
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    let settings = Settings {
+        concurrency: env_or("BENCH_CONCURRENCY", 64) as usize,
+        warmup: Duration::from_secs(env_or("BENCH_WARMUP", 3)),
+        measured: Duration::from_secs(env_or("BENCH_SECONDS", 15)),
+        sessions_per_connection: env_or("BENCH_SESSIONS", 64) as usize,
+    };
+    let env = TestEnv::new().await;
+    env.kafka.ensure_event_topics().await.expect("topics");
+    let db = sqlx::PgPool::connect(&env.database_url)
+        .await
+        .expect("database");
+    cruxlog_projectors::service::ensure_live(&db)
+        .await
+        .expect("read models");
+    let mut config = Config::default();
+    config.http.addr = "127.0.0.1:0".into();
+    config.admin.addr = "127.0.0.1:0".into();
+    config.kafka = env.kafka.clone();
+    config.database.url = Secret::new(env.database_url.replacen(
+        "://postgres@",
+        "://cruxlog_api@",
+        1,
+    ));
+    config.auth.allow_dev_secret = true;
+    config.database.max_connections = env_or(
+        "BENCH_DB_CONNECTIONS",
+        config.database.max_connections.into(),
+    ) as u32;
+    config.blobs.url = std::env::temp_dir()
+        .join(format!("cruxlog-blobs-{}", env.name))
+        .to_string_lossy()
+        .into_owned();
+    let db_connections = config.database.max_connections;
+    let keys = TokenKeys::new(&config.auth);
+    let timeout = Duration::from_millis(config.http.append_timeout_ms);
+    let mut producer_config = config.kafka.producer();
+    producer_config.set("message.timeout.ms", timeout.as_millis().to_string());
+    let producer: FutureProducer = producer_config.create().expect("raw producer");
+    let topic = env
+        .kafka
+        .topics()
+        .for_aggregate(aggregate::CLIMBING_SESSION);
+
+    let app = Application::build(config).await.expect("api");
+    let addr = app.http_addr().expect("bound");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(app.run(shutdown.clone()));
+
+    let mut callers = Vec::new();
+    for _ in 0..settings.concurrency {
+        let user = Uuid::now_v7();
+        callers.push(Caller {
+            conn: Conn::open(addr).await.expect("connect"),
+            user,
+            token: keys.mint(user, ActorRole::User, 3_600).expect("token"),
+            sessions: Vec::new(),
+        });
+    }
+    println!(
+        "command load: {} at once, {} database connections, {} s warm-up then {} s measured per scenario, {} sessions per connection for attempts",
+        settings.concurrency,
+        db_connections,
+        settings.warmup.as_secs(),
+        settings.measured.as_secs(),
+        settings.sessions_per_connection
+    );
+
+    let (callers, api_sessions) = run_api(callers, &settings, |caller| {
+        vec![post("/v1/sessions", &caller.token, SESSION_BODY)]
+    })
+    .await;
+    api_sessions.print("API POST /v1/sessions");
+    let callers = create_sessions(callers, settings.sessions_per_connection).await;
+    let raw_sessions = run_raw(&producer, &topic, timeout, &callers, &settings, false).await;
+    raw_sessions.print("raw SessionStarted");
+    let (callers, api_attempts) = run_api(callers, &settings, |caller| {
+        caller
+            .sessions
+            .iter()
+            .map(|id| {
+                post(
+                    &format!("/v1/sessions/{id}/attempts"),
+                    &caller.token,
+                    ATTEMPT_BODY,
+                )
+            })
+            .collect()
+    })
+    .await;
+    api_attempts.print("API POST .../attempts");
+    let raw_attempts = run_raw(&producer, &topic, timeout, &callers, &settings, true).await;
+    raw_attempts.print("raw AttemptLogged");
+    shutdown.cancel();
+
+    for (name, api, raw) in [
+        ("sessions", &api_sessions, &raw_sessions),
+        ("attempts", &api_attempts, &raw_attempts),
+    ] {
+        println!(
+            "  {name}: API/raw throughput {:.2}x, p99 {:.2} ms vs {:.2} ms",
+            api.rate() / raw.rate(),
+            api.ms(0.99),
+            raw.ms(0.99)
+        );
+    }
+    let met = [&api_sessions, &api_attempts]
+        .iter()
+        .all(|f| f.rate() >= 10_000.0 && f.ms(0.99) <= 25.0);
+    println!(
+        "goal (>= 10,000 commands/s at p99 <= 25 ms, both scenarios): {}",
+        if met { "met" } else { "NOT met" }
+    );
+    drop(callers);
+}
