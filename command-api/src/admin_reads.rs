@@ -189,6 +189,8 @@ pub(crate) async fn sessions(
         discipline: None,
         after: None,
         limit: 100,
+        grade: None,
+        result: None,
     };
     Ok(Json(read_models::sessions(&state.db, &filter).await?))
 }

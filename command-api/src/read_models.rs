@@ -185,6 +185,10 @@ pub struct SessionFilter {
     pub discipline: Option<String>,
     pub after: Option<Cursor>,
     pub limit: i64,
+    /// Only sessions with a live attempt at this grade (lower-cased label, any system).
+    pub grade: Option<String>,
+    /// Only sessions with a live attempt with this result (`flash`, `fail`, ...).
+    pub result: Option<String>,
 }
 
 /// The caller's sessions, newest first, one page.
@@ -200,6 +204,11 @@ pub async fn sessions(
            and ($3::timestamptz is null or started_at < $3)
            and ($4::text is null or discipline = $4)
            and ($5::timestamptz is null or (started_at, session_id) < ($5, $6))
+           and ($8::text is null and $9::text is null or exists (
+                 select from read.attempts a
+                  where a.session_id = sessions.session_id and a.deleted_at is null
+                    and ($8::text is null or lower(a.grade_label) = $8)
+                    and ($9::text is null or a.result = $9)))
          order by started_at desc, session_id desc
          limit $7",
     )
@@ -210,6 +219,8 @@ pub async fn sessions(
     .bind(filter.after.map(|c| c.started_at))
     .bind(filter.after.map(|c| c.session_id))
     .bind(filter.limit)
+    .bind(&filter.grade)
+    .bind(&filter.result)
     .fetch_all(db)
     .await
     .map_err(unavailable)

@@ -175,6 +175,10 @@ pub(crate) struct ListParams {
     /// Only sessions started before this instant.
     to: Option<DateTime<Utc>>,
     discipline: Option<String>,
+    /// Only sessions with an attempt at this grade, as written in any system (`7a+`, `V5`, `6C`).
+    grade: Option<String>,
+    /// Only sessions with an attempt with this result: flash, onsight, redpoint, repeat, fail.
+    result: Option<String>,
     /// Opaque cursor: the `next` value of the previous page.
     cursor: Option<String>,
 }
@@ -219,7 +223,18 @@ pub(crate) async fn list(
         ),
         None => None,
     };
+    let grade = params.grade.as_deref().map(canonical_grade).transpose()?;
+    if let Some(result) = &params.result
+        && !["flash", "onsight", "redpoint", "repeat", "fail"].contains(&result.as_str())
+    {
+        return Err(ApiError::invalid(
+            "result",
+            "must be flash, onsight, redpoint, repeat or fail",
+        ));
+    }
     let filter = read_models::SessionFilter {
+        grade,
+        result: params.result,
         owner: caller.user_id,
         from: params.from,
         to: params.to,
@@ -240,6 +255,21 @@ pub(crate) async fn list(
         })
         .flatten();
     Ok(Json(SessionPage { sessions, next }))
+}
+
+/// A grade label as the filter compares it: checked against the three systems, lower-cased
+/// (French `6b+` and Fontainebleau `6B+` are the same spelling to a climber).
+fn canonical_grade(label: &str) -> Result<String> {
+    use cruxlog_schemas::grades::{Grade, GradeSystem};
+    [
+        GradeSystem::French,
+        GradeSystem::Fontainebleau,
+        GradeSystem::VScale,
+    ]
+    .into_iter()
+    .find_map(|system| Grade::parse(system, label).ok())
+    .map(|grade| grade.label.to_lowercase())
+    .ok_or_else(|| ApiError::invalid("grade", "not a French, Fontainebleau or V-scale grade"))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

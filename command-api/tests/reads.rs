@@ -82,6 +82,33 @@ async fn a_session_shows_its_live_attempts_and_progress_counts_them() {
     assert_eq!(progress["send_rate_by_style"][0]["style"], "boulder");
     assert_eq!(progress["send_rate_by_style"][0]["send_rate"], 1.0);
 
+    // Session filters by the attempts' grade and result (deleted attempts do not count).
+    for (query, expected) in [
+        ("grade=6B%2B", 1),
+        ("grade=6b%2B&result=flash", 1),
+        ("grade=7a", 0),
+        ("result=fail", 0),
+        ("result=flash", 1),
+    ] {
+        let page: Value = app
+            .get(&format!("/v1/sessions?{query}"), &token)
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(
+            page["sessions"].as_array().map(Vec::len),
+            Some(expected),
+            "{query}"
+        );
+    }
+    for (query, field) in [("grade=9z", "grade"), ("result=maybe", "result")] {
+        let refused = app.get(&format!("/v1/sessions?{query}"), &token).await;
+        assert_eq!(refused.status(), 422, "{query}");
+        let problem: Value = refused.json().await.expect("json");
+        assert_eq!(problem["errors"][0]["field"], field);
+    }
+
     // Someone else sees none of it.
     let stranger = app.token(Uuid::now_v7());
     assert_eq!(
