@@ -5,7 +5,8 @@
 //! 3. baseline: a raw `COPY` of the same rows into tables of the same shape.
 //!
 //! `make bench-projectors` (or `cargo bench -p cruxlog-projectors --bench catchup` with the
-//! stack's environment). `BENCH_EVENTS` sets the log size (default 1,000,000).
+//! stack's environment). `BENCH_EVENTS` sets the log size (default 1,000,000), `BENCH_BATCH`
+//! the batch size (5,000).
 //! Goals (issue #5): catch-up >= 50,000 events/s and >= 0.5x the raw COPY rate; rebuild of
 //! 1M events <= 30 s.
 

@@ -46,11 +46,8 @@ impl Default for DatabaseConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ProjectorConfig {
-    /// Most events applied in one transaction at the head of the log.
+    /// Most events applied in one transaction.
     pub batch_size: usize,
-    /// Most events applied in one transaction while behind: each full batch doubles the size
-    /// of the next, up to this; a short batch (the head is near) returns to `batch_size`.
-    pub max_batch_size: usize,
     /// How long a batch waits for more events once it has one.
     pub batch_linger_ms: u64,
 }
@@ -59,7 +56,6 @@ impl Default for ProjectorConfig {
     fn default() -> Self {
         Self {
             batch_size: 500,
-            max_batch_size: 20_000,
             batch_linger_ms: 10,
         }
     }

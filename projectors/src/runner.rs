@@ -47,7 +47,6 @@ pub struct Runner {
     dead_letters: DeadLetters,
     metrics: Metrics,
     batch_size: usize,
-    max_batch_size: usize,
     linger: Duration,
     /// The offsets stored for this build, as this instance last read or wrote them.
     expected: Offsets,
@@ -66,17 +65,14 @@ pub struct Prefetched {
     decoded: Vec<Option<Result<Applied, String>>>,
     /// Consumer positions right after the batch was formed.
     positions: Offsets,
-    /// Closed because it reached the size it was formed for (not at a quiet moment).
-    full: bool,
 }
 
 impl Prefetched {
-    fn new(messages: Vec<OwnedMessage>, positions: Offsets, full: bool) -> Self {
+    fn new(messages: Vec<OwnedMessage>, positions: Offsets) -> Self {
         let mut batch = Self {
             decoded: Vec::new(),
             messages,
             positions,
-            full,
         };
         batch.redecode();
         batch
@@ -120,21 +116,19 @@ struct Prefetch {
 }
 
 impl Prefetch {
-    fn start(consumer: Arc<StreamConsumer>, sizes: (usize, usize), linger: Duration) -> Self {
+    fn start(consumer: Arc<StreamConsumer>, size: usize, linger: Duration) -> Self {
         // Two batches ahead at most: bounded memory, and enough to hide receiving and decoding
         // behind the database.
         let (sender, batches) = tokio::sync::mpsc::channel(2);
         let stop = CancellationToken::new();
         let stopped = stop.clone();
-        let (size, max_size) = (sizes.0.max(1), sizes.0.max(sizes.1));
         let task = tokio::spawn(async move {
-            let mut target = size;
             loop {
-                let mut messages = Vec::with_capacity(target.min(20_000));
+                let mut messages = Vec::with_capacity(size.min(10_000));
                 // A batch closes when full or `linger` after its first message: under a steady
                 // trickle it must not wait to fill.
                 let mut deadline: Option<tokio::time::Instant> = None;
-                while messages.len() < target {
+                while messages.len() < size {
                     let wait = match deadline {
                         None => Duration::from_millis(200),
                         Some(deadline) => {
@@ -157,17 +151,7 @@ impl Prefetch {
                     }
                 }
                 let positions = positions(&consumer);
-                let full = messages.len() >= target;
-                // Behind the head, a full batch doubles the next one: fewer transactions and
-                // round trips per event. A short one means the head is near: back to `size`,
-                // which bounds the latency of live traffic.
-                target = if full {
-                    (target * 2).min(max_size)
-                } else {
-                    size
-                };
-                let batch =
-                    tokio::task::block_in_place(|| Prefetched::new(messages, positions, full));
+                let batch = tokio::task::block_in_place(|| Prefetched::new(messages, positions));
                 // An empty batch tells the runner the log was quiet for a moment.
                 if sender.send(batch).await.is_err() {
                     return;
@@ -242,7 +226,6 @@ impl Runner {
             consumer: Arc::new(consumer),
             metrics: context.metrics.clone(),
             batch_size: context.config.projector.batch_size,
-            max_batch_size: context.config.projector.max_batch_size,
             linger: Duration::from_millis(context.config.projector.batch_linger_ms),
             expected: Offsets::new(),
             pending: None,
@@ -289,7 +272,7 @@ impl Runner {
             .context("assigning partitions")?;
         self.prefetch = Some(Prefetch::start(
             self.consumer.clone(),
-            (self.batch_size, self.max_batch_size),
+            self.batch_size,
             self.linger,
         ));
         Ok(())
@@ -354,7 +337,7 @@ impl Runner {
                         .extend(std::mem::take(&mut batch.positions));
                     on_batch(self, outcome);
                     // A short batch means the head is near: a rebuild may be done.
-                    if until_caught_up && !batch.full && self.caught_up().await? {
+                    if until_caught_up && batch.len() < self.batch_size && self.caught_up().await? {
                         return Ok(Stop::CaughtUp);
                     }
                 }
@@ -391,7 +374,7 @@ impl Runner {
             batch.redecode();
             return batch;
         }
-        let empty = || Prefetched::new(Vec::new(), Offsets::new(), false);
+        let empty = || Prefetched::new(Vec::new(), Offsets::new());
         let Some(prefetch) = self.prefetch.as_mut() else {
             return empty();
         };
