@@ -5,7 +5,8 @@
 
 1. *pipeline vs model*: frames/s of the whole ``movement.analyze`` call (decode to result,
    artifacts included) and of the analysis without the annotated video, against the same pose
-   model alone in a tight loop over the same pre-decoded frames (and the stock
+   model alone in a tight loop over the same pre-decoded frames (the very frames the pipeline
+   feeds it), alternating model and pipeline runs on this shared machine (and the stock
    ``mp.solutions.pose`` graph on them, for reference);
 2. the wall time of a 60 s clip and the cost per video-second;
 3. the accuracy cost of subsampling: keypoint error against the full-rate run and against the
@@ -13,7 +14,8 @@
 4. detection on back-view (face painted over) and front-view frames: the stock graph, our tracker
    without and with the face-free start.
 
-Usage: ``python bench_vision.py [--quick] [--cache DIR] [--parts ratio,long,subsampling,...]``.
+Usage: ``python bench_vision.py [--quick] [--cache DIR] [--repeat N]
+[--parts ratio,long,subsampling,...]``.
 """
 
 from __future__ import annotations
@@ -211,27 +213,55 @@ def detection_table(tracker: PoseTracker, quick: bool) -> None:
     plain.close()
 
 
-def ratio_part(short: Path, short_s: float, out: Path, tracker: PoseTracker) -> None:
+def raw_model_run(frames: list[Frame], tracker: PoseTracker) -> tuple[float, float]:
+    """Frames/s and CPU seconds per frame of the pose model alone over ``frames``."""
+    cpu = cpu_seconds()
+    fps = raw_model_fps(frames, tracker)
+    return fps, (cpu_seconds() - cpu) / len(frames)
+
+
+def ratio_part(short: Path, short_s: float, out: Path, tracker: PoseTracker, repeat: int) -> None:
     log(f"\n## pipeline vs the pose model alone ({short_s:g} s clip, 1280x720, 30 fps)")
     step = pipeline.sampling_step(30.0, DEFAULT_ANALYSIS_FPS)
+    # like with like: the very frames the pipeline hands the model (same decoder, every step-th
+    # frame, upright, full size), decoded beforehand and held in memory
     frames = sampled_frames(short, step)
-    before = raw_model_fps(frames, tracker)  # the model alone before and after the pipeline:
-    result, total, stages = run_analysis(short, out / "default", tracker)  # the machine is shared
-    after = raw_model_fps(frames, tracker)
-    raw = (before + after) / 2
+    log(f"model alone: the tracker's process() in a tight loop over the {len(frames)} frames the "
+        f"pipeline feeds it (every {step}th frame, {frames[0].shape[1]}x{frames[0].shape[0]}, "
+        "pre-decoded), one thread; the pipeline runs the model on one thread too, decoding and "
+        "frame keeping on a second thread, drawing on two threads and x264 in ffmpeg.")  # fmt: skip
+    log(f"runs alternate model, pipeline, model, ... ({repeat} pipeline runs); each pipeline run "
+        "is compared with the mean of the model runs just before and after it.")  # fmt: skip
+    log("run  model fps  whole call fps  ratio  no-video fps  ratio  pose pass  video+image  "
+        "other   load")  # fmt: skip
+    raw, raw_cpu = raw_model_run(frames, tracker)
+    ratios: list[float] = []
+    no_video: list[float] = []
+    cpu_per_frame: list[float] = []
+    raw_cpus = [raw_cpu]
+    for run in range(1, repeat + 1):
+        result, total, stages = run_analysis(short, out / "default", tracker)
+        after, after_cpu = raw_model_run(frames, tracker)
+        raw_cpus.append(after_cpu)
+        model = (raw + after) / 2
+        analysed = result["video"]["analysed_frames"]
+        whole = analysed / total
+        analysis_only = analysed / (total - stages["render"])
+        other = total - stages["pose"] - stages["render"]
+        ratios.append(whole / model)
+        no_video.append(analysis_only / model)
+        cpu_per_frame.append(stages["cpu"] / analysed)
+        log(f"{run:>3}  {model:9.1f}  {whole:14.1f}  {whole / model:5.2f}  {analysis_only:12.1f}  "
+            f"{analysis_only / model:5.2f}  {stages['pose']:7.2f} s  {stages['render']:9.2f} s  "
+            f"{other:4.2f} s  {os.getloadavg()[0]:4.1f}")  # fmt: skip
+        raw = after
     stock = stock_fps(frames)
     del frames
-    analysed = result["video"]["analysed_frames"]
-    whole = analysed / total
-    analysis_only = analysed / (total - stages.get("render", 0.0))
-    log(f"analysed frames          {analysed} (every frame out of {step})")
-    log(f"pose model alone         {raw:7.1f} frames/s   (before {before:.1f}, after {after:.1f}; "
-        f"stock mp.solutions.pose {stock:.1f})")  # fmt: skip
-    log(f"analysis, no video       {analysis_only:7.1f} frames/s   ratio {analysis_only / raw:.2f}")
-    log(f"whole call with artifacts{whole:7.1f} frames/s   ratio {whole / raw:.2f}")
-    log(f"stages                   pose pass {stages['pose']:.2f} s, "
-        f"video+image {stages['render']:.2f} s")  # fmt: skip
-    log(f"load average now         {os.getloadavg()[0]:.1f}")
+    log(f"whole call / model     median {np.median(ratios):.2f} (min {min(ratios):.2f}, "
+        f"max {max(ratios):.2f}); without the video median {np.median(no_video):.2f}")  # fmt: skip
+    log(f"CPU per analysed frame model alone {1000 * np.median(raw_cpus):.1f} ms, whole call "
+        f"{1000 * np.median(cpu_per_frame):.1f} ms (all threads and ffmpeg)")  # fmt: skip
+    log(f"stock mp.solutions.pose on the same frames {stock:.1f} frames/s (reference)")
 
 
 def long_part(long: Path, long_s: float, out: Path, tracker: PoseTracker) -> None:
@@ -242,7 +272,8 @@ def long_part(long: Path, long_s: float, out: Path, tracker: PoseTracker) -> Non
     log(f"wall time                {total:.1f} s  ({total / long_s:.2f} s per video-second, "
         f"load average {load:.1f} -> {os.getloadavg()[0]:.1f})")  # fmt: skip
     log(f"stages                   pose pass {stages['pose']:.1f} s, "
-        f"video+image {stages['render']:.1f} s")  # fmt: skip
+        f"video+image {stages['render']:.1f} s, "
+        f"other {total - stages['pose'] - stages['render']:.1f} s")  # fmt: skip
     log(f"CPU time                 {stages['cpu']:.1f} s (all threads and ffmpeg; "
         f"{stages['cpu'] / long_s:.2f} s per video-second)")  # fmt: skip
 
@@ -274,6 +305,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short clips (a smoke run)")
     parser.add_argument("--cache", type=Path, default=ROOT / ".local" / "bench-vision")
+    parser.add_argument("--repeat", type=int, default=3, help="pipeline runs in the ratio part")
     parser.add_argument(
         "--parts", default="ratio,long,subsampling,detection", help="comma-separated parts"
     )
@@ -287,7 +319,7 @@ def main() -> None:
     tracker.process(np.zeros((64, 64, 3), np.uint8))  # load the models: the worker keeps them warm
     out = args.cache / "out"
     if "ratio" in parts:
-        ratio_part(short, short_s, out, tracker)
+        ratio_part(short, short_s, out, tracker, max(1, args.repeat))
     if "long" in parts:
         long_part(long, long_s, out, tracker)
     if "subsampling" in parts:

@@ -6,6 +6,7 @@ while its time window is on screen: a banner line at the top and a ring around t
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Final
@@ -70,12 +71,44 @@ def draw_trace(frame: Frame, points: FloatArray, colour: tuple[int, int, int] = 
 
 
 def _text(frame: Frame, text: str, org: tuple[int, int], colour: tuple[int, int, int]) -> None:
+    """``text`` in ``colour`` with a black outline, its baseline starting at ``org``."""
     s = _scale(frame)
+    patch, alpha, (left, above) = _text_sprite(text, colour, round(s * 1000))
+    x0, y0 = org[0] - left, org[1] - above
+    h, w = alpha.shape
+    fx0, fy0 = max(0, x0), max(0, y0)
+    fx1, fy1 = min(frame.shape[1], x0 + w), min(frame.shape[0], y0 + h)
+    if fx1 <= fx0 or fy1 <= fy0:
+        return
+    region = frame[fy0:fy1, fx0:fx1]
+    a = alpha[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
+    p = patch[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
+    region[:] = cv2.blendLinear(p, region, a, 1.0 - a)
+
+
+@functools.lru_cache(maxsize=512)
+def _text_sprite(
+    text: str, colour: tuple[int, int, int], scale_milli: int
+) -> tuple[Frame, npt.NDArray[np.float32], tuple[int, int]]:
+    """``text`` drawn once (putText is most of the drawing time, and the banner and panel lines
+    repeat from frame to frame): the outlined text on black, its coverage 0..1 and where the
+    text's origin lies in the sprite."""
+    s = scale_milli / 1000
     scale, thick = 0.55 * s, max(1, round(1.5 * s))
-    cv2.putText(
-        frame, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2, cv2.LINE_AA
-    )
-    cv2.putText(frame, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thick, cv2.LINE_AA)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    (w, h), base = cv2.getTextSize(text, font, scale, thick + 2)
+    pad = thick + 2
+    above = h + pad
+    size = (above + base + pad, w + 2 * pad)
+    patch = np.zeros((*size, 3), np.uint8)
+    cover = np.zeros(size, np.uint8)
+    org = (pad, above)
+    cv2.putText(cover, text, org, font, scale, (255,), thick + 2, cv2.LINE_AA)
+    cv2.putText(patch, text, org, font, scale, colour, thick, cv2.LINE_AA)
+    patch.setflags(write=False)
+    alpha = (cover / np.float32(255)).astype(np.float32)
+    alpha.setflags(write=False)
+    return patch, alpha, (pad, above)
 
 
 def _box(frame: Frame, x0: int, y0: int, x1: int, y1: int, alpha: float = 0.55) -> None:
@@ -83,7 +116,7 @@ def _box(frame: Frame, x0: int, y0: int, x1: int, y1: int, alpha: float = 0.55) 
     x1, y1 = min(frame.shape[1], x1), min(frame.shape[0], y1)
     if x1 > x0 and y1 > y0:
         region = frame[y0:y1, x0:x1]
-        region[:] = (region * (1 - alpha)).astype(np.uint8)
+        cv2.convertScaleAbs(region, dst=region, alpha=1 - alpha)  # in place, no float copy
 
 
 def draw_findings(frame: Frame, active: Sequence[Finding], hip: FloatArray | None) -> None:

@@ -9,6 +9,7 @@ existing MP4 without re-encoding (for test videos that imitate an upright phone)
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import shutil
 import subprocess
 import tempfile
@@ -21,6 +22,7 @@ import numpy as np
 from cruxlog_vision.video import Frame, VideoError, probe
 
 CLOSE_TIMEOUT_S: Final = 120.0
+PIPE_BYTES: Final = 1 << 20
 
 
 class EncodeError(RuntimeError):
@@ -42,7 +44,10 @@ def even_size(width: int, height: int, max_side: int | None = None) -> tuple[int
 
 
 class VideoWriter:
-    """Writes RGB frames of one fixed, even size to an H.264 MP4 through ffmpeg."""
+    """Writes frames of one fixed, even size to an H.264 MP4 through ffmpeg: RGB
+    ``(height, width, 3)`` arrays, or with ``input_format="yuv420p"`` planar I420
+    ``(height * 3 // 2, width)`` arrays (OpenCV's ``COLOR_RGB2YUV_I420``), which spares ffmpeg
+    the colour conversion (about a third of its time at 480p)."""
 
     def __init__(
         self,
@@ -55,27 +60,39 @@ class VideoWriter:
         crf: int = 26,
         codec: str = "libx264",
         threads: int = 0,
+        input_format: str = "rgb24",
+        x264_params: str | None = None,
     ) -> None:
         if width % 2 or height % 2:
             raise ValueError(f"yuv420p needs even sizes, got {width}x{height}")
+        if input_format not in ("rgb24", "yuv420p"):
+            raise ValueError(f"input_format must be rgb24 or yuv420p, got {input_format!r}")
         self.path = path
         self.size = (width, height)
+        self._shape = (height, width, 3) if input_format == "rgb24" else (height * 3 // 2, width)
         self.frames = 0
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close/abort)
         cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-f", "rawvideo"]
-        cmd += ["-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", f"{fps:.6g}", "-i", "-"]
+        cmd += ["-pix_fmt", input_format, "-s", f"{width}x{height}", "-r", f"{fps:.6g}", "-i", "-"]
         cmd += ["-an", "-c:v", codec, "-preset", preset, "-crf", str(crf)]
         if codec == "libx264":
             cmd += ["-profile:v", "high"]
+            if x264_params:
+                cmd += ["-x264-params", x264_params]
         elif codec == "libx265":
             cmd += ["-tag:v", "hvc1", "-x265-params", "log-level=error"]
         cmd += ["-threads", str(threads), "-pix_fmt", "yuv420p", "-movflags", "+faststart"]
         cmd += ["-f", "mp4", str(path)]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._stderr)
+        self._closed = False
+        if hasattr(fcntl, "F_SETPIPE_SZ") and self._proc.stdin is not None:
+            # a frame or two of slack, so the writer and x264 wait on each other less
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(self._proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
     def write(self, frame: Frame) -> None:
-        if frame.shape != (self.size[1], self.size[0], 3) or frame.dtype != np.uint8:
-            raise ValueError(f"frame {frame.shape} {frame.dtype} does not match {self.size}")
+        if frame.shape != self._shape or frame.dtype != np.uint8:
+            raise ValueError(f"frame {frame.shape} {frame.dtype} does not match {self._shape}")
         assert self._proc.stdin is not None
         try:
             self._proc.stdin.write(np.ascontiguousarray(frame).data)
@@ -84,7 +101,10 @@ class VideoWriter:
         self.frames += 1
 
     def close(self) -> None:
-        """Finish the file; raises :class:`EncodeError` when ffmpeg failed."""
+        """Finish the file; raises :class:`EncodeError` when ffmpeg failed.  Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         if self._proc.stdin is not None and not self._proc.stdin.closed:
             with contextlib.suppress(BrokenPipeError):
                 self._proc.stdin.close()
@@ -101,6 +121,7 @@ class VideoWriter:
             raise EncodeError(f"ffmpeg exited with {code}: {text}")
 
     def abort(self) -> None:
+        self._closed = True
         if self._proc.poll() is None:
             self._proc.kill()
         self._proc.wait()

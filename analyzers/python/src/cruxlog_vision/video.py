@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, TypeVar
@@ -159,32 +160,43 @@ def _open(path: Path) -> cv2.VideoCapture:
     return cap
 
 
+def _cv_facts(path: Path) -> tuple[int, int, float, int, int]:
+    """Stored width, height, frame rate, frame count and rotation as OpenCV sees them."""
+    cap = _open(path)
+    try:
+        return (
+            int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            float(cap.get(cv2.CAP_PROP_FPS)),
+            int(cap.get(cv2.CAP_PROP_FRAME_COUNT)),
+            normalize_rotation(float(cap.get(cv2.CAP_PROP_ORIENTATION_META))),
+        )
+    finally:
+        cap.release()
+
+
 def probe(path: Path) -> VideoInfo:
     """Stream facts of ``path``; raises :class:`VideoError` when it is no readable video."""
     if not path.is_file():
         raise VideoError("video.unreadable", f"{path} is not a file")
-    meta = _ffprobe(path)
-    stream: dict[str, object] = {}
-    fmt: object = None
-    if meta is not None:
-        streams = meta.get("streams")
-        video = [
-            s
-            for s in (streams if isinstance(streams, list) else [])
-            if isinstance(s, dict) and s.get("codec_type") == "video"
-        ]
-        if not video:
-            raise VideoError("video.unsupported", "the file has no video stream")
-        stream, fmt = video[0], meta.get("format")
-    cap = _open(path)
-    try:
-        cv_w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-        cv_h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        cv_fps = float(cap.get(cv2.CAP_PROP_FPS))
-        cv_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        cv_rotation = normalize_rotation(float(cap.get(cv2.CAP_PROP_ORIENTATION_META)))
-    finally:
-        cap.release()
+    # OpenCV opens the file while ffprobe starts and reads it (both take a while on a busy
+    # machine); ffprobe's verdict still comes first
+    with ThreadPoolExecutor(1, thread_name_prefix="cruxlog-probe") as pool:
+        cv_facts = pool.submit(_cv_facts, path)
+        meta = _ffprobe(path)
+        stream: dict[str, object] = {}
+        fmt: object = None
+        if meta is not None:
+            streams = meta.get("streams")
+            video = [
+                s
+                for s in (streams if isinstance(streams, list) else [])
+                if isinstance(s, dict) and s.get("codec_type") == "video"
+            ]
+            if not video:
+                raise VideoError("video.unsupported", "the file has no video stream")
+            stream, fmt = video[0], meta.get("format")
+        cv_w, cv_h, cv_fps, cv_frames, cv_rotation = cv_facts.result()
     codec, rotation, duration_s, frames, fps = "unknown", cv_rotation, 0.0, cv_frames, cv_fps
     if meta is not None:
         codec = str(stream.get("codec_name", "unknown"))
