@@ -10,8 +10,8 @@ use utoipa::{
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
-    AppState, admin, admin_reads, attempts, error::FieldError, identity, live, profile, reads,
-    sessions, videos,
+    AppState, admin, admin_reads, attempts, coaching, error::FieldError, identity, live, profile,
+    reads, sessions, videos, walls,
 };
 
 /// RFC 9457 problem details, as every error is sent (`application/problem+json`).
@@ -63,6 +63,11 @@ impl Modify for BearerAuth {
         admin_reads::users, admin_reads::user, admin_reads::sessions, admin_reads::pipeline,
         admin_reads::audit,
         live::events,
+        walls::gyms::register_gym, walls::gyms::register_wall, walls::reads::wall,
+        walls::photos::upload, walls::routes::define, walls::routes::confirm, walls::reads::route,
+        coaching::request_ghost, coaching::list_ghosts,
+        coaching::routines::request, coaching::routines::list, coaching::routines::show,
+        coaching::workouts::complete,
     ),
     components(schemas(Problem, FieldError)),
 )]

@@ -55,6 +55,17 @@ async fn openapi_3_1_documents_every_route_and_the_swagger_ui_is_served() {
         "/v1/admin/users/{user_id}/roles/{role}",
         "/v1/admin/pipeline",
         "/v1/admin/audit",
+        "/v1/gyms",
+        "/v1/gyms/{gym_id}/walls",
+        "/v1/walls/{wall_id}",
+        "/v1/walls/{wall_id}/photos",
+        "/v1/walls/{wall_id}/routes",
+        "/v1/routes/{route_id}",
+        "/v1/routes/{route_id}/confirm",
+        "/v1/ghosts",
+        "/v1/routines",
+        "/v1/routines/{routine_id}",
+        "/v1/routines/{routine_id}/workouts",
     ] {
         assert!(paths.contains_key(path), "{path} is not documented");
     }
@@ -95,9 +106,9 @@ async fn schemathesis_finds_no_server_error_and_no_response_outside_the_schema()
             .args(["--generation-deterministic", "--phases", "examples,fuzzing"])
             // The event stream never ends by design; it has its own test.
             .args(["--exclude-path", "/v1/events"])
-            // Binary uploads: schemathesis has no video generator; tests/uploads.rs and
-            // tests/videos.rs cover that route with real and broken files.
-            .args(["--exclude-path-regex", "/videos$"])
+            // Binary uploads: schemathesis generates no videos or images; tests/uploads.rs,
+            // tests/videos.rs and tests/walls.rs cover those routes with real and broken files.
+            .args(["--exclude-path-regex", "/(videos|photos)$"])
             .args(["--suppress-health-check", "all"])
             .output()
             .expect("schemathesis runs (installed by infra/local/stack.sh)")

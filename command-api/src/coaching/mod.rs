@@ -17,7 +17,7 @@ pub mod workouts;
 
 use axum::{
     Json, Router,
-    extract::{Query, State, rejection::QueryRejection},
+    extract::State,
     http::{HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse as _, Response},
     routing::post,
@@ -31,7 +31,7 @@ use crate::{
     auth::Caller,
     command::{self, Command},
     error::{ApiError, Result},
-    json::ValidJson,
+    json::{ValidJson, ValidQuery},
     sessions::STALE_HEADER,
     walls::{Problems, caught_up, domain::RouteState, head},
 };
@@ -45,7 +45,7 @@ pub fn router() -> Router<AppState> {
         .merge(routines::router())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GhostBody {
     pub route_id: Uuid,
@@ -58,13 +58,23 @@ pub struct GhostBody {
     pub analyzer_version: Option<i32>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GhostAccepted {
     pub ghost_id: Uuid,
     pub position: String,
 }
 
-async fn request_ghost(
+#[utoipa::path(
+    post,
+    path = "/v1/ghosts",
+    tag = "coaching",
+    summary = "Request a ghost climber on a route",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key replay the first response")),
+    request_body = GhostBody,
+    responses((status = 202, description = "Requested; the generator answers asynchronously", body = GhostAccepted), (status = 409, description = "A retry while the first request with this Idempotency-Key still runs", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 413, description = "Body too large", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 415, description = "Not application/json", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields, each named", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Event log or database unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn request_ghost(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
@@ -108,22 +118,22 @@ async fn request_ghost(
 }
 
 /// `?limit=` (1..=100, default 50) and `?after=<position>` (R3) of the lists.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
+    /// 1 to 100, default 50.
     limit: Option<i64>,
+    /// A position token from a command's response (R3).
     after: Option<String>,
 }
 
-/// The lists' query, a malformed one named like a bad field.
-pub(crate) type ListQuery = std::result::Result<Query<ListParams>, QueryRejection>;
+/// `GET /v1/ghosts`.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GhostList {
+    pub ghosts: Vec<queries::GhostView>,
+}
 
 impl ListParams {
-    pub(crate) fn of(query: ListQuery) -> Result<Self> {
-        query
-            .map(|Query(params)| params)
-            .map_err(|rejection| ApiError::invalid("(query)", rejection.body_text()))
-    }
-
     fn limit(&self) -> Result<i64> {
         let limit = self.limit.unwrap_or(50);
         if !(1..=100).contains(&limit) {
@@ -144,15 +154,23 @@ fn listed(view: impl Serialize, fresh: bool) -> Response {
     response
 }
 
-async fn list_ghosts(
+#[utoipa::path(
+    get,
+    path = "/v1/ghosts",
+    tag = "coaching",
+    summary = "My ghosts, newest request first",
+    params(ListParams),
+    responses((status = 200, body = GhostList), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, description = "Bad query string or position token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Database unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn list_ghosts(
     State(state): State<AppState>,
     caller: Caller,
-    query: ListQuery,
+    ValidQuery(params): ValidQuery<ListParams>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let params = ListParams::of(query)?;
     let limit = params.limit()?;
     let fresh = caught_up(&state, PROJECTION, params.after, &headers).await?;
     let ghosts = queries::ghosts(&state.db, caller.user_id, limit).await?;
-    Ok(listed(serde_json::json!({ "ghosts": ghosts }), fresh))
+    Ok(listed(GhostList { ghosts }, fresh))
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::{accounts::db_error, error::ApiError, error::Result};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct GhostView {
     pub ghost_id: Uuid,
     pub route_id: Option<Uuid>,
@@ -26,7 +26,7 @@ pub struct GhostView {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct RoutineView {
     pub routine_id: Uuid,
     /// requested, generated or failed.
@@ -46,7 +46,7 @@ pub struct RoutineView {
     pub workouts: Option<Vec<WorkoutView>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct WorkoutView {
     pub workout_id: String,
     pub completed_at: DateTime<Utc>,

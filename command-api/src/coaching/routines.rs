@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use axum::{
     Router,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::{HeaderMap, StatusCode},
     response::Response,
     routing::{get, post},
@@ -20,16 +20,16 @@ use cruxlog_schemas::{
         aggregate, sealed::Note,
     },
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{ListParams, ListQuery, PROJECTION, domain, listed, queries, workouts};
+use super::{ListParams, PROJECTION, domain, listed, queries, workouts};
 use crate::{
     AppState,
     auth::Caller,
     command::Command,
     error::{ApiError, Result},
-    json::ValidJson,
+    json::{ValidJson, ValidQuery},
     walls::{
         Problems, caught_up, id,
         reads::{AfterParams, viewed},
@@ -49,7 +49,7 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AvailabilityBody {
     /// 1 to 14.
@@ -61,7 +61,7 @@ pub struct AvailabilityBody {
     pub days: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoutineBody {
     /// 1 to 16.
@@ -170,7 +170,7 @@ impl RoutineBody {
     }
 }
 
-#[derive(Debug, serde::Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RoutineAccepted {
     pub routine_id: Uuid,
     /// The routine's version; send it back as `If-Match: "<version>"`.
@@ -178,7 +178,23 @@ pub struct RoutineAccepted {
     pub position: Option<String>,
 }
 
-async fn request(
+/// `GET /v1/routines`.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RoutineList {
+    pub routines: Vec<queries::RoutineView>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/routines",
+    tag = "coaching",
+    summary = "Request a training routine",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key replay the first response")),
+    request_body = RoutineBody,
+    responses((status = 202, description = "Requested; Location names the routine, generated asynchronously", body = RoutineAccepted), (status = 409, description = "A retry while the first request with this Idempotency-Key still runs", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 413, description = "Body too large", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 415, description = "Not application/json", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields, each named", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Event log or database unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn request(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
@@ -218,24 +234,41 @@ async fn request(
     ))
 }
 
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/v1/routines",
+    tag = "coaching",
+    summary = "My routines, newest request first (without plans)",
+    params(ListParams),
+    responses((status = 200, body = RoutineList), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, description = "Bad query string or position token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Database unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    query: ListQuery,
+    ValidQuery(params): ValidQuery<ListParams>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let params = ListParams::of(query)?;
     let limit = params.limit()?;
     let fresh = caught_up(&state, PROJECTION, params.after, &headers).await?;
     let routines = queries::routines(&state.db, caller.user_id, limit).await?;
-    Ok(listed(serde_json::json!({ "routines": routines }), fresh))
+    Ok(listed(RoutineList { routines }, fresh))
 }
 
-async fn show(
+#[utoipa::path(
+    get,
+    path = "/v1/routines/{routine_id}",
+    tag = "coaching",
+    summary = "One of my routines with its plan and completed workouts",
+    params(("routine_id" = Uuid, Path, description = "A routine id"), AfterParams),
+    responses((status = 200, description = "The routine; ETag is its version", body = queries::RoutineView), (status = 404, description = "Not found, or not yours", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, description = "Bad query string or position token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Database unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn show(
     State(state): State<AppState>,
     caller: Caller,
     Path(routine_id): Path<String>,
-    Query(params): Query<AfterParams>,
+    ValidQuery(params): ValidQuery<AfterParams>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let routine_id = id(&routine_id)?;

@@ -25,7 +25,7 @@ use crate::{
     writer,
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExerciseBody {
     pub exercise_id: String,
@@ -40,7 +40,7 @@ pub struct ExerciseBody {
     pub rpe: Option<i32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkoutBody {
     /// A workout of the plan, e.g. `w1-s2`.
@@ -156,7 +156,7 @@ fn exercises_of(plan: &serde_json::Value, workout_id: &str) -> Option<Vec<String
     )
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkoutRecorded {
     pub routine_id: Uuid,
     pub workout_id: String,
@@ -165,7 +165,17 @@ pub struct WorkoutRecorded {
     pub position: Option<String>,
 }
 
-pub(super) async fn complete(
+#[utoipa::path(
+    post,
+    path = "/v1/routines/{routine_id}/workouts",
+    tag = "coaching",
+    summary = "Record a workout done from my routine's plan",
+    params(("routine_id" = Uuid, Path, description = "A routine id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on; 409 when the resource moved on"), ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key replay the first response")),
+    request_body = WorkoutBody,
+    responses((status = 201, body = WorkoutRecorded), (status = 404, description = "Not found, or not yours", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 409, description = "The routine has no plan yet, version conflict (If-Match), or a retry while the first request with this Idempotency-Key still runs", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 413, description = "Body too large", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 415, description = "Not application/json", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields, each named", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Event log or database unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn complete(
     State(state): State<AppState>,
     caller: Caller,
     Path(routine_id): Path<String>,

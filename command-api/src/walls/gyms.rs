@@ -19,7 +19,7 @@ use crate::{
     writer,
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GymBody {
     pub name: String,
@@ -92,13 +92,23 @@ impl GymBody {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GymCreated {
     pub gym_id: Uuid,
     pub position: Option<String>,
 }
 
-pub(super) async fn register_gym(
+#[utoipa::path(
+    post,
+    path = "/v1/gyms",
+    tag = "walls",
+    summary = "Register a gym (admins only)",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key replay the first response")),
+    request_body = GymBody,
+    responses((status = 201, body = GymCreated), (status = 403, description = "Not an admin", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 409, description = "A retry while the first request with this Idempotency-Key still runs", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 413, description = "Body too large", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 415, description = "Not application/json", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields, each named", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Event log or database unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn register_gym(
     State(state): State<AppState>,
     Admin(caller): Admin,
     headers: HeaderMap,
@@ -118,7 +128,7 @@ pub(super) async fn register_gym(
     Ok(written_response(StatusCode::CREATED, body, &written, None))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WallBody {
     pub name: String,
@@ -163,7 +173,7 @@ impl WallBody {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WallCreated {
     pub wall_id: Uuid,
     pub gym_id: Uuid,
@@ -172,7 +182,17 @@ pub struct WallCreated {
     pub position: Option<String>,
 }
 
-pub(super) async fn register_wall(
+#[utoipa::path(
+    post,
+    path = "/v1/gyms/{gym_id}/walls",
+    tag = "walls",
+    summary = "Register a wall of a gym (admins only)",
+    params(("gym_id" = Uuid, Path, description = "A gym id"), ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key replay the first response")),
+    request_body = WallBody,
+    responses((status = 201, description = "Registered; Location names the wall", body = WallCreated), (status = 403, description = "Not an admin", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "No such gym", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 409, description = "A retry while the first request with this Idempotency-Key still runs", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 413, description = "Body too large", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 415, description = "Not application/json", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields, each named", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Event log or database unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn register_wall(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(gym_id): Path<String>,

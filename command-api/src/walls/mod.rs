@@ -125,11 +125,15 @@ impl Problems {
     }
 }
 
-/// A text field: trimmed, 1 to `max` characters.
+/// A text field: trimmed, 1 to `max` characters, none of them control characters (a NUL
+/// could not even be stored: PostgreSQL's text and jsonb refuse it, in the head and in the
+/// read models).
 pub(crate) fn text(problems: &mut Problems, field: &str, value: &str, max: usize) -> String {
     let trimmed = value.trim();
     if trimmed.is_empty() || trimmed.chars().count() > max {
         problems.add(field, format!("must be 1 to {max} characters"));
+    } else if trimmed.chars().any(char::is_control) {
+        problems.add(field, "must not contain control characters");
     }
     trimmed.to_owned()
 }
@@ -173,4 +177,22 @@ pub(crate) async fn caught_up(
         .ok_or_else(|| ApiError::invalid("after", "not a position token"))?;
     let bound = Duration::from_millis(state.config.http.consistency_wait_ms);
     read_models::wait_for(&state.db, projection, &position, bound).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_fields_are_trimmed_bounded_and_free_of_control_characters() {
+        let mut problems = Problems::default();
+        assert_eq!(text(&mut problems, "name", "  Arkose ", 10), "Arkose");
+        assert!(problems.0.is_empty());
+        text(&mut problems, "name", "a\0b", 10);
+        text(&mut problems, "city", "a\nb", 10);
+        text(&mut problems, "hold_id", "   ", 10);
+        text(&mut problems, "wall", "elevenchars", 10);
+        let fields: Vec<_> = problems.0.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["name", "city", "hold_id", "wall"]);
+    }
 }

@@ -23,7 +23,7 @@ use crate::{
     uploads, writer,
 };
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PhotoStored {
     pub photo_id: Uuid,
     pub wall_id: Uuid,
@@ -37,7 +37,17 @@ pub struct PhotoStored {
     pub position: Option<String>,
 }
 
-pub(super) async fn upload(
+#[utoipa::path(
+    post,
+    path = "/v1/walls/{wall_id}/photos",
+    tag = "walls",
+    summary = "Upload a photo of a wall (JPEG or PNG)",
+    params(("wall_id" = Uuid, Path, description = "A wall id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on; 409 when the resource moved on"), ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key replay the first response")),
+    request_body(content = Vec<u8>, content_type = "image/jpeg", description = "The photo's bytes, JPEG or PNG (declare image/png for PNG), streamed"),
+    responses((status = 201, body = PhotoStored), (status = 404, description = "No such wall", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 409, description = "Version conflict (If-Match), or a retry while the first request with this Idempotency-Key still runs", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 413, description = "Too large", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 415, description = "Not a JPEG or PNG image", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 400, description = "Malformed request", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, description = "Unreadable image or bad If-Match", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Event log, object store or database unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn upload(
     State(state): State<AppState>,
     caller: Caller,
     Path(wall_id): Path<String>,

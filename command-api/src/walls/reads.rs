@@ -5,7 +5,7 @@
 
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::{HeaderMap, HeaderValue, header},
     response::{IntoResponse as _, Response},
 };
@@ -21,6 +21,7 @@ use crate::{
     attempts,
     auth::Caller,
     error::{ApiError, Result},
+    json::ValidQuery,
     sessions::STALE_HEADER,
     writer,
 };
@@ -28,13 +29,14 @@ use crate::{
 /// The projection that serves these reads (see `projectors/`).
 pub const PROJECTION: &str = "walls";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AfterParams {
     /// A position token from a command's response (R3).
     pub(crate) after: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct WallView {
     pub wall_id: Uuid,
     pub gym_id: Uuid,
@@ -53,7 +55,7 @@ pub struct WallView {
     pub routes: Vec<RouteView>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct PhotoView {
     pub photo_id: Uuid,
     pub width_px: i32,
@@ -64,7 +66,7 @@ pub struct PhotoView {
     pub uploaded_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct HoldView {
     pub analysis_id: Uuid,
     pub hold_id: String,
@@ -81,7 +83,7 @@ pub struct HoldView {
     pub polygon: serde_json::Value,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct RouteView {
     pub route_id: Uuid,
     pub wall_id: Uuid,
@@ -166,11 +168,20 @@ pub(crate) async fn viewed(
 }
 
 /// `GET /v1/walls/{wall_id}`: the wall, its photos, detected holds and routes.
-pub(super) async fn wall(
+#[utoipa::path(
+    get,
+    path = "/v1/walls/{wall_id}",
+    tag = "walls",
+    summary = "A wall with its photos, detected holds and routes",
+    params(("wall_id" = Uuid, Path, description = "A wall id"), AfterParams),
+    responses((status = 200, description = "The wall; ETag is its version, x-cruxlog-stale marks a read that did not catch up with `after`", body = WallView), (status = 404, description = "No such wall", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, description = "Bad query string or position token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Database unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn wall(
     State(state): State<AppState>,
     _caller: Caller,
     Path(wall_id): Path<String>,
-    Query(params): Query<AfterParams>,
+    ValidQuery(params): ValidQuery<AfterParams>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let wall_id = id(&wall_id)?;
@@ -182,11 +193,20 @@ pub(super) async fn wall(
 }
 
 /// `GET /v1/routes/{route_id}`.
-pub(super) async fn route(
+#[utoipa::path(
+    get,
+    path = "/v1/routes/{route_id}",
+    tag = "walls",
+    summary = "A route",
+    params(("route_id" = Uuid, Path, description = "A route id"), AfterParams),
+    responses((status = 200, description = "The route; ETag is its version", body = RouteView), (status = 404, description = "No such route", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, description = "Bad query string or position token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Database unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn route(
     State(state): State<AppState>,
     _caller: Caller,
     Path(route_id): Path<String>,
-    Query(params): Query<AfterParams>,
+    ValidQuery(params): ValidQuery<AfterParams>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let route_id = id(&route_id)?;

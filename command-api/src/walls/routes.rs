@@ -34,7 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/routes/{route_id}/confirm", post(confirm))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldBody {
     pub hold_id: String,
@@ -42,7 +42,7 @@ pub struct HoldBody {
     pub role: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteBody {
     #[serde(default)]
@@ -175,7 +175,7 @@ impl RouteBody {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RouteChanged {
     pub route_id: Uuid,
     /// The route's version; send it back as `If-Match: "<version>"`.
@@ -183,7 +183,17 @@ pub struct RouteChanged {
     pub position: Option<String>,
 }
 
-async fn define(
+#[utoipa::path(
+    post,
+    path = "/v1/walls/{wall_id}/routes",
+    tag = "walls",
+    summary = "Propose a route on a wall",
+    params(("wall_id" = Uuid, Path, description = "A wall id"), ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key replay the first response")),
+    request_body = RouteBody,
+    responses((status = 201, description = "Proposed; Location names the route", body = RouteChanged), (status = 404, description = "No such wall", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 409, description = "A retry while the first request with this Idempotency-Key still runs", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 413, description = "Body too large", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 415, description = "Not application/json", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields, each named", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Event log or database unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn define(
     State(state): State<AppState>,
     caller: Caller,
     Path(wall_id): Path<String>,
@@ -250,7 +260,7 @@ async fn check_holds(
     Ok(())
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmBody {
     /// The confirmed grade, with `grade`; the proposed one when both are absent.
@@ -260,7 +270,17 @@ pub struct ConfirmBody {
     pub grade: Option<String>,
 }
 
-async fn confirm(
+#[utoipa::path(
+    post,
+    path = "/v1/routes/{route_id}/confirm",
+    tag = "walls",
+    summary = "Confirm a proposed route, possibly at another grade (admins only)",
+    params(("route_id" = Uuid, Path, description = "A route id"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on; 409 when the resource moved on"), ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key replay the first response")),
+    request_body = ConfirmBody,
+    responses((status = 200, body = RouteChanged), (status = 403, description = "Not an admin", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "No such route", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 409, description = "Version conflict (If-Match), or a retry while the first request with this Idempotency-Key still runs", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 413, description = "Body too large", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 415, description = "Not application/json", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid fields, each named", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Event log or database unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn confirm(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(route_id): Path<String>,
