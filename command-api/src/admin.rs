@@ -40,6 +40,11 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/users/{user_id}/roles", post(grant))
         .route("/v1/admin/users/{user_id}/roles/{role}", delete(revoke))
         .route("/v1/admin/pipeline", get(crate::admin_reads::pipeline))
+        .route("/v1/admin/analyses", get(crate::admin_reads::analyses))
+        .route(
+            "/v1/admin/users/{user_id}/analyses",
+            get(crate::admin_reads::user_analyses),
+        )
         .route("/v1/admin/audit", get(crate::admin_reads::audit))
 }
 

@@ -302,3 +302,102 @@ pub(crate) async fn audit(
     .map_err(db_error)?;
     Ok(Json(lines))
 }
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AnalysesQuery {
+    /// requested, completed or failed.
+    pub status: Option<String>,
+    /// movement, holds, morphology, warmup.
+    pub kind: Option<String>,
+    /// 1..=500, default 100.
+    pub limit: Option<i64>,
+}
+
+/// One analysis as operations see it: ids, status, analyzer and failure reason; no metrics,
+/// findings or media (those are the climber's personal data).
+#[derive(Debug, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct AnalysisLine {
+    pub analysis_id: Uuid,
+    pub user_id: Uuid,
+    pub kind: String,
+    pub status: String,
+    pub analyzer_name: Option<String>,
+    pub analyzer_version: Option<i32>,
+    pub failure_reason: Option<String>,
+    pub requested_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/admin/analyses",
+    tag = "admin",
+    summary = "Analyses across users, newest first: status, analyzer, failure reason (no results)",
+    params(AnalysesQuery),
+    responses((status = 200, body = Vec<AnalysisLine>), (status = 401, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn analyses(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ValidQuery(query): ValidQuery<AnalysesQuery>,
+) -> Result<Json<Vec<AnalysisLine>>> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be between 1 and 500"));
+    }
+    if let Some(status) = &query.status
+        && !["requested", "completed", "failed"].contains(&status.as_str())
+    {
+        return Err(ApiError::invalid(
+            "status",
+            "must be requested, completed or failed",
+        ));
+    }
+    let lines = sqlx::query_as(
+        "select analysis_id, user_id, kind, status, analyzer_name, analyzer_version,
+                failure_reason, requested_at, finished_at
+           from read.analyses
+          where ($1::text is null or status = $1) and ($2::text is null or kind = $2)
+          order by requested_at desc nulls last limit $3",
+    )
+    .bind(&query.status)
+    .bind(&query.kind)
+    .bind(limit)
+    .fetch_all(&state.db)
+    .await
+    .map_err(db_error)?;
+    Ok(Json(lines))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/admin/users/{user_id}/analyses",
+    tag = "admin",
+    summary = "A user's analyses with their results (audited)",
+    params(("user_id" = Uuid, Path, description = "A user id"), Access),
+    responses((status = 200, body = Vec<crate::queries::AnalysisView>), (status = 401, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 403, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 422, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, body = crate::openapi::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub(crate) async fn user_analyses(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(user_id): Path<String>,
+    ValidQuery(access): ValidQuery<Access>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<crate::queries::AnalysisView>>> {
+    let user_id = Uuid::parse_str(&user_id).map_err(|_| ApiError::NotFound)?;
+    audit_read(
+        &state,
+        &admin,
+        &headers,
+        user_id,
+        PersonalResource::Analyses,
+        &access,
+    )
+    .await?;
+    Ok(Json(
+        crate::queries::analyses_by_user(&state.db, user_id, 100).await?,
+    ))
+}

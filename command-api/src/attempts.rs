@@ -137,9 +137,11 @@ impl AttemptBody {
             );
         }
         if let Some(description) = &self.route_description
-            && (description.trim().is_empty() || description.chars().count() > 200)
+            && (description.trim().is_empty()
+                || description.chars().count() > 200
+                || description.chars().any(char::is_control))
         {
-            invalid("route_description", "must be 1 to 200 characters");
+            invalid("route_description", "must be 1 to 200 printable characters");
         }
         if !(0..=1000).contains(&self.falls) {
             invalid("falls", "must be between 0 and 1000");

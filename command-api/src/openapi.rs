@@ -60,7 +60,7 @@ impl Modify for BearerAuth {
         reads::progress, reads::analysis, reads::media,
         profile::me, profile::update,
         admin::grant, admin::revoke,
-        admin_reads::users, admin_reads::user, admin_reads::sessions, admin_reads::pipeline,
+        admin_reads::users, admin_reads::user, admin_reads::sessions, admin_reads::pipeline, admin_reads::analyses, admin_reads::user_analyses,
         admin_reads::audit,
         live::events,
         walls::gyms::register_gym, walls::gyms::register_wall, walls::reads::wall,

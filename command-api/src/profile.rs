@@ -97,8 +97,8 @@ impl ProfileBody {
             });
         };
         let name = self.display_name.trim();
-        if name.is_empty() || name.chars().count() > 80 {
-            invalid("display_name", "must be 1 to 80 characters");
+        if name.is_empty() || name.chars().count() > 80 || name.chars().any(char::is_control) {
+            invalid("display_name", "must be 1 to 80 printable characters");
         }
         let year = now.year();
         if self

@@ -188,6 +188,24 @@ pub async fn analyses_of(
     Ok(rows.into_iter().map(AnalysisView::from).collect())
 }
 
+/// A user's analyses, newest first (admin reads; see [`crate::admin_reads`]).
+pub async fn analyses_by_user(
+    db: &PgPool,
+    owner: Uuid,
+    limit: i64,
+) -> Result<Vec<AnalysisView>, ApiError> {
+    let rows: Vec<AnalysisRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {ANALYSIS_COLUMNS} from read.analyses where user_id = $1
+          order by requested_at desc nulls last limit $2"
+    )))
+    .bind(owner)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+    .map_err(db_error)?;
+    Ok(rows.into_iter().map(AnalysisView::from).collect())
+}
+
 pub async fn analysis(
     db: &PgPool,
     owner: Uuid,

@@ -80,11 +80,13 @@ impl StartSession {
             });
         }
         if let Some(name) = &self.location_name
-            && (name.trim().is_empty() || name.chars().count() > 200)
+            && (name.trim().is_empty()
+                || name.chars().count() > 200
+                || name.chars().any(char::is_control))
         {
             errors.push(FieldError {
                 field: "location_name".into(),
-                message: "must be 1 to 200 characters".into(),
+                message: "must be 1 to 200 printable characters".into(),
             });
         }
         if let Some(minutes) = self.planned_minutes

@@ -121,6 +121,33 @@ async fn admins_grant_roles_and_read_personal_data_only_with_an_audit_trail() {
         404
     );
 
+    // Analyses: the operational list is not audited; one user's results are.
+    assert_eq!(
+        app.get("/v1/admin/analyses?status=failed", &admin)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.get("/v1/admin/analyses?status=odd", &admin)
+            .await
+            .status(),
+        422
+    );
+    assert_eq!(
+        app.get("/v1/admin/analyses", &user_token).await.status(),
+        403
+    );
+    let before = app.env.records_in(&audit_topic);
+    let theirs = app
+        .get(
+            &format!("/v1/admin/users/{user_id}/analyses?reason=support_request"),
+            &admin,
+        )
+        .await;
+    assert_eq!(theirs.status(), 200);
+    assert_eq!(app.env.records_in(&audit_topic), before + 1);
+
     // The audit log and pipeline health answer.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -140,9 +167,9 @@ async fn admins_grant_roles_and_read_personal_data_only_with_an_audit_trail() {
             })
             .unwrap_or_default();
         let roles = audit.as_array().map_or(0, |a| a.len() - views.len());
-        if views.len() == 2 && roles == 2 {
-            assert_eq!(views[1]["reference"], "TICKET-42");
-            assert_eq!(views[1]["resource"], "contact");
+        if views.len() == 3 && roles == 2 {
+            assert_eq!(views[2]["reference"], "TICKET-42");
+            assert_eq!(views[2]["resource"], "contact");
             break;
         }
         assert!(

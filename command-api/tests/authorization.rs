@@ -342,6 +342,12 @@ async fn tampered_tokens_big_bodies_wrong_types_traversal_and_injection_are_refu
         "nothing appended by any of it"
     );
 
+    // NUL and other control characters in text never reach the log (PostgreSQL text refuses
+    // NUL, so they would poison the projection).
+    let nul = json!({"discipline": "boulder", "indoor": true, "location_name": "Arkose\u{0}"});
+    let refused = app.post_session(&valid, &nul.to_string()).await;
+    assert_eq!(refused.status(), 422);
+
     // Hostile strings are data: stored and returned as given, never interpreted.
     let hostile = "Robert'); drop table read.sessions; -- <script>alert(1)</script>";
     let body = json!({"discipline": "boulder", "indoor": true, "location_name": hostile});

@@ -54,6 +54,8 @@ async fn openapi_3_1_documents_every_route_and_the_swagger_ui_is_served() {
         "/v1/admin/users/{user_id}/roles",
         "/v1/admin/users/{user_id}/roles/{role}",
         "/v1/admin/pipeline",
+        "/v1/admin/analyses",
+        "/v1/admin/users/{user_id}/analyses",
         "/v1/admin/audit",
         "/v1/gyms",
         "/v1/gyms/{gym_id}/walls",
