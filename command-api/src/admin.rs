@@ -225,13 +225,9 @@ fn changed_user(user_id: Uuid, written: &writer::Written) -> Response {
         version: written.version,
         position: written.position.as_ref().map(ToString::to_string),
     };
-    let mut response = Json(body).into_response();
-    response.headers_mut().insert(
-        axum::http::header::ETAG,
-        crate::attempts::etag(written.version),
-    );
-    match &written.position {
-        Some(position) => command::with_position(response, position, None),
-        None => response,
-    }
+    command::with_written(
+        Json(body).into_response(),
+        written.version,
+        written.position.as_ref(),
+    )
 }

@@ -134,7 +134,10 @@ pub(crate) async fn user(
         &access,
     )
     .await?;
-    let contact = row.contact.as_ref().and_then(open_contact);
+    let contact: Option<ContactDetails> = row
+        .contact
+        .as_ref()
+        .and_then(crate::queries::open_projected);
     Ok(Json(UserDetail {
         user_id,
         email: contact.as_ref().map(|c| c.email.clone()),
@@ -144,15 +147,6 @@ pub(crate) async fn user(
         erased_at: row.erased_at,
         roles: row.roles,
     }))
-}
-
-/// A projected sealed contact, readable while sealing is `PLAINTEXT_DEV`.
-fn open_contact(sealed: &serde_json::Value) -> Option<ContactDetails> {
-    if sealed["algorithm"] != "PLAINTEXT_DEV" {
-        return None;
-    }
-    let bytes: Vec<u8> = serde_json::from_value(sealed["ciphertext"].clone()).ok()?;
-    serde_json::from_slice(&bytes).ok()
 }
 
 /// `GET /v1/admin/users/{id}/sessions?reason=...`: the user's latest sessions, audited.

@@ -227,14 +227,8 @@ pub fn changed(
         version: written.version,
         position: written.position.as_ref().map(ToString::to_string),
     };
-    let mut response = (status, Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::ETAG, etag(written.version));
-    match &written.position {
-        Some(position) => command::with_position(response, position, None),
-        None => response,
-    }
+    let response = (status, Json(body)).into_response();
+    command::with_written(response, written.version, written.position.as_ref())
 }
 
 #[utoipa::path(

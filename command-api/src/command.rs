@@ -116,3 +116,15 @@ pub fn with_position(
     }
     response
 }
+
+/// Adds what a command on a versioned aggregate answers with: the `ETag` of its new version
+/// and, when it appended something (or earlier did), the position token of its last event.
+pub fn with_written(mut response: Response, version: i64, position: Option<&Position>) -> Response {
+    response
+        .headers_mut()
+        .insert(header::ETAG, crate::attempts::etag(version));
+    match position {
+        Some(position) => with_position(response, position, None),
+        None => response,
+    }
+}

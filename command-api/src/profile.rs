@@ -25,6 +25,7 @@ use crate::{
     command::{self, Command},
     error::{ApiError, FieldError, Result},
     json::ValidJson,
+    queries::open_projected,
     user_domain::{self, UserState},
     writer,
 };
@@ -193,14 +194,12 @@ pub(crate) async fn update(
         |s: Option<UserState>| user_domain::change_profile(s, &event),
     )
     .await?;
-    let mut response = (StatusCode::OK, Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::ETAG, etag(written.version));
-    Ok(match &written.position {
-        Some(position) => command::with_position(response, position, None),
-        None => response,
-    })
+    let response = (StatusCode::OK, Json(body)).into_response();
+    Ok(command::with_written(
+        response,
+        written.version,
+        written.position.as_ref(),
+    ))
 }
 
 #[derive(sqlx::FromRow)]
@@ -214,16 +213,6 @@ struct MeRow {
     profile: Option<serde_json::Value>,
     registered_at: DateTime<Utc>,
     roles: Vec<String>,
-}
-
-/// Opens a projected `PLAINTEXT_DEV` sealed value (real keys: the key service, later).
-fn open<T: DeserializeOwned>(sealed: Option<&serde_json::Value>) -> Option<T> {
-    let sealed = sealed?;
-    if sealed["algorithm"] != "PLAINTEXT_DEV" {
-        return None;
-    }
-    let bytes: Vec<u8> = serde_json::from_value(sealed["ciphertext"].clone()).ok()?;
-    serde_json::from_slice(&bytes).ok()
 }
 
 #[utoipa::path(
@@ -247,9 +236,9 @@ pub(crate) async fn me(State(state): State<AppState>, caller: Caller) -> Result<
     .await
     .map_err(db_error)?
     .ok_or(ApiError::NotFound)?;
-    let contact: Option<ContactDetails> = open(row.contact.as_ref());
-    let personal: Option<PersonalDetails> = open(row.personal.as_ref());
-    let body: Option<BodyMeasurements> = open(row.body.as_ref());
+    let contact: Option<ContactDetails> = row.contact.as_ref().and_then(open_projected);
+    let personal: Option<PersonalDetails> = row.personal.as_ref().and_then(open_projected);
+    let body: Option<BodyMeasurements> = row.body.as_ref().and_then(open_projected);
     let profile = personal.map(|personal| {
         let list = |key: &str| -> Vec<String> {
             row.profile

@@ -225,15 +225,19 @@ pub async fn analysis(
     }))
 }
 
-/// The object key of a sealed media reference as projected (`PLAINTEXT_DEV` only until the
-/// key service lands; anything else is not openable here).
-pub fn media_key(sealed: &serde_json::Value) -> Option<String> {
+/// Opens a sealed value as the projections store it (the JSON of `Sealed`). Only
+/// `PLAINTEXT_DEV` opens here until the key service lands; anything else is `None`.
+pub fn open_projected<T: serde::de::DeserializeOwned>(sealed: &serde_json::Value) -> Option<T> {
     if sealed["algorithm"] != "PLAINTEXT_DEV" {
         return None;
     }
     let bytes: Vec<u8> = serde_json::from_value(sealed["ciphertext"].clone()).ok()?;
-    let media: cruxlog_schemas::events::sealed::MediaRef = serde_json::from_slice(&bytes).ok()?;
-    Some(media.object_key)
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The object key of a projected sealed media reference.
+pub fn media_key(sealed: &serde_json::Value) -> Option<String> {
+    open_projected::<cruxlog_schemas::events::sealed::MediaRef>(sealed).map(|m| m.object_key)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]

@@ -7,7 +7,7 @@ use axum::{
     Json, Router,
     body::Body,
     extract::{Path, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse as _, Response},
     routing::post,
 };
@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::{
     AppState,
-    attempts::{self, expected_version},
+    attempts::expected_version,
     auth::Caller,
     command::{self, Command},
     domain::{self, SessionState},
@@ -92,13 +92,7 @@ pub(crate) async fn upload(
     let current: Option<SessionState> = writer::peek(&state, session_id).await?;
     domain::can_attach(current, caller.user_id, attempt_id)?;
 
-    let declared_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let declared_length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
+    let (declared_type, declared_length) = uploads::declared(&headers);
     let video = uploads::receive_video(
         &state.blobs,
         &state.config.uploads,
@@ -163,14 +157,12 @@ pub(crate) async fn upload(
         version: written.version,
         position: position.as_ref().map(ToString::to_string),
     };
-    let mut response = (StatusCode::CREATED, Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::ETAG, attempts::etag(written.version));
-    Ok(match &position {
-        Some(position) => command::with_position(response, position, None),
-        None => response,
-    })
+    let response = (StatusCode::CREATED, Json(body)).into_response();
+    Ok(command::with_written(
+        response,
+        written.version,
+        position.as_ref(),
+    ))
 }
 
 /// `AnalysisRequested` for one video; its id is fixed by (video event, analyzer, version), so

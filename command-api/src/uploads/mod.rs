@@ -137,6 +137,18 @@ pub struct ReceivedImage {
     pub taken_at: Option<DateTime<Utc>>,
 }
 
+/// The upload's declared `Content-Type` and `Content-Length`, as the intake takes them.
+pub fn declared(headers: &axum::http::HeaderMap) -> (Option<&str>, Option<u64>) {
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let length = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    (content_type, length)
+}
+
 /// Stores a video under `videos/` and reads its facts; see the module for what is refused.
 pub async fn receive_video(
     store: &BlobStore,

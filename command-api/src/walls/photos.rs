@@ -6,7 +6,7 @@
 use axum::{
     body::Body,
     extract::{Path, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode},
     response::Response,
 };
 use cruxlog_schemas::events::{Sealed, WallPhotoUploaded, aggregate, sealed::MediaRef};
@@ -63,13 +63,7 @@ pub(crate) async fn upload(
     {
         return Err(ApiError::NotFound);
     }
-    let declared_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let declared_length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
+    let (declared_type, declared_length) = uploads::declared(&headers);
     let image = uploads::receive_image(
         &state.blobs,
         &state.config.uploads,
