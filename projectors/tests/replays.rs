@@ -121,35 +121,43 @@ async fn a_replayed_start_with_its_end_ends_the_session_and_counts_once() {
     };
     let (fresh, replayed) = (Uuid::now_v7(), Uuid::now_v7());
     let topic = harness.topic("climbing_session");
+    // Sessions of another user make each batch big enough for the bulk path.
+    let filler = || -> Vec<(String, Vec<u8>)> {
+        (0..70)
+            .map(|_| {
+                let id = Uuid::now_v7();
+                let mut event = session(id);
+                if let DomainEvent::SessionStarted(started) = &mut event {
+                    started.user_id = Uuid::now_v7();
+                }
+                record(&event, id, 1)
+            })
+            .collect()
+    };
     // Batch 1: a session started and ended together (bulk path), another only started.
-    harness
-        .produce(
-            &topic,
-            &[
-                record(&session(fresh), fresh, 1),
-                record(&end(fresh), fresh, 2),
-                record(&session(replayed), replayed, 1),
-            ],
-        )
-        .await;
+    let mut first = filler();
+    first.extend([
+        record(&session(fresh), fresh, 1),
+        record(&end(fresh), fresh, 2),
+        record(&session(replayed), replayed, 1),
+    ]);
+    harness.produce(&topic, &first).await;
     harness.start_service().await;
-    harness.wait_projected(3, Duration::from_secs(60)).await;
+    harness.wait_projected(73, Duration::from_secs(60)).await;
     // Batch 2: the second start again (a producer retry), with its end.
-    harness
-        .produce(
-            &topic,
-            &[
-                record(&session(replayed), replayed, 1),
-                record(&end(replayed), replayed, 2),
-            ],
-        )
-        .await;
-    harness.wait_projected(5, Duration::from_secs(60)).await;
+    let mut second = filler();
+    second.extend([
+        record(&session(replayed), replayed, 1),
+        record(&end(replayed), replayed, 2),
+    ]);
+    harness.produce(&topic, &second).await;
+    harness.wait_projected(145, Duration::from_secs(60)).await;
 
     let rows: Vec<SessionRow> = sqlx::query_as(
         "select started_at, ended_at, end_rpe, discipline, location_name
-         from read.sessions order by session_id",
+         from read.sessions where user_id = $1 order by session_id",
     )
+    .bind(user_id)
     .fetch_all(&harness.db)
     .await
     .expect("sessions");
@@ -161,12 +169,13 @@ async fn a_replayed_start_with_its_end_ends_the_session_and_counts_once() {
         assert_eq!(discipline, "top_rope");
         assert_eq!(location.as_deref(), Some("crag \t\"north\" ü"));
     }
-    assert_eq!(
-        harness
-            .scalar("select sessions_started from read.user_stats")
-            .await,
-        2
-    );
+    let counted: i64 =
+        sqlx::query_scalar("select sessions_started from read.user_stats where user_id = $1")
+            .bind(user_id)
+            .fetch_one(&harness.db)
+            .await
+            .expect("counter");
+    assert_eq!(counted, 2);
     assert_eq!(
         harness
             .scalar("select dead_letters from read.projection_health where projection = 'sessions' and state = 'live'")

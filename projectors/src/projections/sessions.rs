@@ -250,7 +250,10 @@ async fn new_rows(
     logged: &[&Applied],
     ended: &[&Applied],
 ) -> sqlx::Result<HashSet<Uuid>> {
-    if started.is_empty() && logged.is_empty() {
+    if started.len() + logged.len() < BULK_MIN_ROWS {
+        // A few rows (live traffic): one statement each, no savepoint, and no small `COPY`,
+        // whose data and end message, written back to back, can wait on a delayed ACK.
+        insert_idempotently(connection, started, logged).await?;
         return Ok(HashSet::new());
     }
     let mut savepoint = connection.begin().await?;
@@ -261,16 +264,29 @@ async fn new_rows(
         }
         Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("23505") => {
             savepoint.rollback().await?;
-            if !started.is_empty() {
-                insert_new_sessions(connection, started).await?;
-            }
-            if !logged.is_empty() {
-                insert_new_attempts(connection, &attempt_columns(logged)?).await?;
-            }
+            insert_idempotently(connection, started, logged).await?;
             Ok(HashSet::new())
         }
         Err(error) => Err(error),
     }
+}
+
+/// Below this many new sessions and attempts in a batch, the idempotent statements are used
+/// directly.
+const BULK_MIN_ROWS: usize = 64;
+
+async fn insert_idempotently(
+    connection: &mut PgConnection,
+    started: &[&Applied],
+    logged: &[&Applied],
+) -> sqlx::Result<()> {
+    if !started.is_empty() {
+        insert_new_sessions(connection, started).await?;
+    }
+    if !logged.is_empty() {
+        insert_new_attempts(connection, &attempt_columns(logged)?).await?;
+    }
+    Ok(())
 }
 
 async fn copy_new_rows(
