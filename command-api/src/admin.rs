@@ -4,10 +4,10 @@
 //! fails, the data is not shown (DESIGN.md Security).
 
 use axum::{
-    Json, Router,
+    Router,
     extract::{FromRequestParts, Path, State},
     http::{HeaderMap, request::Parts},
-    response::{IntoResponse as _, Response},
+    response::Response,
     routing::{delete, get, post},
 };
 use cruxlog_schemas::{
@@ -25,7 +25,7 @@ use crate::{
     auth::Caller,
     command::{self, Command},
     error::{ApiError, Result},
-    json::ValidJson,
+    json::{ValidJson, path_id as id, symbol},
     user_domain, writer,
 };
 
@@ -62,10 +62,6 @@ impl FromRequestParts<AppState> for Admin {
         }
         Ok(Self(caller))
     }
-}
-
-fn id(text: &str) -> Result<Uuid> {
-    Uuid::parse_str(text).map_err(|_| ApiError::NotFound)
 }
 
 fn role(name: &str) -> Result<Role> {
@@ -106,7 +102,7 @@ pub(crate) async fn grant(
         role: role(&body.role)?,
     };
     let command = Command::new(admin.actor.clone(), &headers);
-    let expected = crate::attempts::expected_version(&headers)?;
+    let expected = command::expected_version(&headers)?;
     let written = writer::execute(&state, &command, aggregate::USER, user_id, expected, |s| {
         user_domain::grant(s, &event)
     })
@@ -140,7 +136,7 @@ pub(crate) async fn revoke(
         role: role(&role_name)?,
     };
     let command = Command::new(admin.actor.clone(), &headers);
-    let expected = crate::attempts::expected_version(&headers)?;
+    let expected = command::expected_version(&headers)?;
     let written = writer::execute(&state, &command, aggregate::USER, user_id, expected, |s| {
         user_domain::revoke(s, &event)
     })
@@ -165,14 +161,12 @@ impl Access {
             .reason
             .as_deref()
             .ok_or_else(|| ApiError::invalid("reason", "say why you read personal data"))?;
-        serde_json::from_value(serde_json::Value::String(reason.to_ascii_uppercase())).map_err(
-            |_| {
-                ApiError::invalid(
-                    "reason",
-                    "must be support_request, abuse_report, legal_obligation, data_subject_request, security_incident or other",
-                )
-            },
-        )
+        symbol(reason).ok_or_else(|| {
+            ApiError::invalid(
+                "reason",
+                "must be support_request, abuse_report, legal_obligation, data_subject_request, security_incident or other",
+            )
+        })
     }
 }
 
@@ -225,9 +219,5 @@ fn changed_user(user_id: Uuid, written: &writer::Written) -> Response {
         version: written.version,
         position: written.position.as_ref().map(ToString::to_string),
     };
-    command::with_written(
-        Json(body).into_response(),
-        written.version,
-        written.position.as_ref(),
-    )
+    command::written_response(axum::http::StatusCode::OK, body, written, None)
 }

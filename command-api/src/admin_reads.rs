@@ -113,7 +113,7 @@ pub(crate) async fn user(
     ValidQuery(access): ValidQuery<Access>,
     headers: HeaderMap,
 ) -> Result<Json<UserDetail>> {
-    let user_id = Uuid::parse_str(&user_id).map_err(|_| ApiError::NotFound)?;
+    let user_id = crate::json::path_id(&user_id)?;
     let row: UserRow = sqlx::query_as(
         "select u.contact, u.locale, u.registered_at, u.erased_at,
                 coalesce((select array_agg(role order by role) from read.user_roles r
@@ -166,7 +166,7 @@ pub(crate) async fn sessions(
     ValidQuery(access): ValidQuery<Access>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<SessionSummary>>> {
-    let user_id = Uuid::parse_str(&user_id).map_err(|_| ApiError::NotFound)?;
+    let user_id = crate::json::path_id(&user_id)?;
     audit_read(
         &state,
         &admin,
@@ -381,7 +381,7 @@ pub(crate) async fn user_analyses(
     ValidQuery(access): ValidQuery<Access>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<crate::queries::AnalysisView>>> {
-    let user_id = Uuid::parse_str(&user_id).map_err(|_| ApiError::NotFound)?;
+    let user_id = crate::json::path_id(&user_id)?;
     audit_read(
         &state,
         &admin,

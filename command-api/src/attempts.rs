@@ -3,10 +3,10 @@
 //! every response carries the new `ETag` and a position token (R3).
 
 use axum::{
-    Json, Router,
+    Router,
     extract::{Path, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, StatusCode},
+    response::Response,
     routing::{post, put},
 };
 use chrono::{DateTime, Utc};
@@ -24,10 +24,10 @@ use uuid::Uuid;
 use crate::{
     AppState,
     auth::Caller,
-    command::{self, Command},
+    command::{self, Command, expected_version},
     domain,
     error::{ApiError, FieldError, Result},
-    json::{ValidJson, ValidQuery},
+    json::{ValidJson, ValidQuery, path_id as id, symbol},
     writer::{self, Written},
 };
 
@@ -82,10 +82,6 @@ pub struct Changed {
     /// The session's version now; send it back as `If-Match: "<version>"`.
     pub version: i64,
     pub position: Option<String>,
-}
-
-fn symbol<T: for<'de> Deserialize<'de>>(text: &str) -> Option<T> {
-    serde_json::from_value(serde_json::Value::String(text.to_ascii_uppercase())).ok()
 }
 
 impl AttemptBody {
@@ -190,30 +186,6 @@ impl AttemptBody {
     }
 }
 
-/// `If-Match: "3"` (or `W/"3"`) -> 3; `*` or no header -> no check.
-pub fn expected_version(headers: &HeaderMap) -> Result<Option<i64>> {
-    let Some(value) = headers.get(header::IF_MATCH) else {
-        return Ok(None);
-    };
-    let text = value.to_str().unwrap_or_default().trim();
-    if text == "*" {
-        return Ok(None);
-    }
-    text.trim_start_matches("W/")
-        .trim_matches('"')
-        .parse::<i64>()
-        .map(Some)
-        .map_err(|_| ApiError::invalid("If-Match", "must be an ETag of this resource, e.g. \"3\""))
-}
-
-pub fn etag(version: i64) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
-}
-
-fn id(text: &str) -> Result<Uuid> {
-    Uuid::parse_str(text).map_err(|_| ApiError::NotFound)
-}
-
 /// The response of a session command: status, body, `ETag` and position token.
 pub fn changed(
     status: StatusCode,
@@ -227,8 +199,7 @@ pub fn changed(
         version: written.version,
         position: written.position.as_ref().map(ToString::to_string),
     };
-    let response = (status, Json(body)).into_response();
-    command::with_written(response, written.version, written.position.as_ref())
+    command::written_response(status, body, written, None)
 }
 
 #[utoipa::path(

@@ -1,13 +1,19 @@
 //! One command's appends: envelope metadata (actor, command id, trace) shared by the events a
 //! command produces, the append itself (W1, W5) and its metrics.
 
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::Response;
+use axum::{
+    Json,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse as _, Response},
+};
 use cruxlog_runtime::telemetry::TraceParent;
 use cruxlog_schemas::{Actor, Event, EventMeta};
+use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{AppState, error::ApiError, position::Position, sessions::POSITION_HEADER};
+use crate::{
+    AppState, error::ApiError, position::Position, sessions::POSITION_HEADER, writer::Written,
+};
 
 /// Namespace of command ids derived from idempotency keys.
 const COMMAND_NAMESPACE: Uuid = Uuid::from_u128(0x3f1e_6a0c_2d7b_4c59_8e41_c7a9_05d2_b6e3);
@@ -117,14 +123,42 @@ pub fn with_position(
     response
 }
 
-/// Adds what a command on a versioned aggregate answers with: the `ETag` of its new version
-/// and, when it appended something (or earlier did), the position token of its last event.
-pub fn with_written(mut response: Response, version: i64, position: Option<&Position>) -> Response {
+/// `If-Match: "3"` (or `W/"3"`) -> 3; `*` or no header -> no check (W3).
+pub fn expected_version(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    text.trim_start_matches("W/")
+        .trim_matches('"')
+        .parse::<i64>()
+        .map(Some)
+        .map_err(|_| ApiError::invalid("If-Match", "must be an ETag of this resource, e.g. \"3\""))
+}
+
+/// The `ETag` of an aggregate's version.
+pub fn etag(version: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+/// What a command on a versioned aggregate answers: `body`, the `ETag` of the new version,
+/// the position token (R3) of its last event when there is one, and the new resource's
+/// location when given.
+pub fn written_response(
+    status: StatusCode,
+    body: impl Serialize,
+    written: &Written,
+    location: Option<&str>,
+) -> Response {
+    let mut response = (status, Json(body)).into_response();
     response
         .headers_mut()
-        .insert(header::ETAG, crate::attempts::etag(version));
-    match position {
-        Some(position) => with_position(response, position, None),
+        .insert(header::ETAG, etag(written.version));
+    match &written.position {
+        Some(position) => with_position(response, position, location),
         None => response,
     }
 }

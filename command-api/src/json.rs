@@ -103,6 +103,16 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for
     }
 }
 
+/// A schema enum from its lower-case name (`top_rope` -> `TOP_ROPE`), `None` when unknown.
+pub fn symbol<T: DeserializeOwned>(text: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(text.to_ascii_uppercase())).ok()
+}
+
+/// A path id: anything that is not a UUID names nothing (404, like an id that is not yours).
+pub fn path_id(text: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(text).map_err(|_| ApiError::NotFound)
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;

@@ -109,7 +109,7 @@ pub fn app(state: AppState) -> Router {
         .merge(live::router())
         .merge(openapi::router())
         .merge(profile::router())
-        .merge(walls::router(&state))
+        .merge(walls::router())
         .merge(coaching::router())
         .merge(admin::router())
         .merge(videos::router())

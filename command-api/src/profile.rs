@@ -14,17 +14,16 @@ use cruxlog_schemas::events::{
     Equipment, ExperienceLevel, ProfileChanged, Sealed, TrainingFocus, aggregate,
     sealed::{BodyMeasurements, ContactDetails, PersonalDetails},
 };
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
     AppState,
     accounts::db_error,
-    attempts::{etag, expected_version},
     auth::Caller,
-    command::{self, Command},
+    command::{self, Command, etag, expected_version},
     error::{ApiError, FieldError, Result},
-    json::ValidJson,
+    json::{ValidJson, symbol},
     queries::open_projected,
     user_domain::{self, UserState},
     writer,
@@ -71,10 +70,6 @@ pub struct ProfileBody {
     /// e.g. hangboard, campus_board, home_wall.
     #[serde(default)]
     pub equipment: Vec<String>,
-}
-
-fn symbol<T: DeserializeOwned>(text: &str) -> Option<T> {
-    serde_json::from_value(serde_json::Value::String(text.to_ascii_uppercase())).ok()
 }
 
 fn within(errors: &mut Vec<FieldError>, field: &str, value: Option<f64>, range: (f64, f64)) {
@@ -194,11 +189,11 @@ pub(crate) async fn update(
         |s: Option<UserState>| user_domain::change_profile(s, &event),
     )
     .await?;
-    let response = (StatusCode::OK, Json(body)).into_response();
-    Ok(command::with_written(
-        response,
-        written.version,
-        written.position.as_ref(),
+    Ok(command::written_response(
+        StatusCode::OK,
+        body,
+        &written,
+        None,
     ))
 }
 

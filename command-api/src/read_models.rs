@@ -226,6 +226,29 @@ pub async fn sessions(
     .map_err(unavailable)
 }
 
+/// Read-your-writes (R3): waits, bounded, until `projection` has applied the position given
+/// as `?after=` or in the position header. Returns whether it caught up (`true` without one).
+pub async fn caught_up(
+    state: &crate::AppState,
+    projection: &str,
+    after: Option<String>,
+    headers: &axum::http::HeaderMap,
+) -> Result<bool, ApiError> {
+    let token = after.or_else(|| {
+        headers
+            .get(crate::sessions::POSITION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
+    let Some(token) = token else {
+        return Ok(true);
+    };
+    let position = Position::parse(&token)
+        .ok_or_else(|| ApiError::invalid("after", "not a position token"))?;
+    let bound = Duration::from_millis(state.config.http.consistency_wait_ms);
+    wait_for(&state.db, projection, &position, bound).await
+}
+
 /// Waits until `projection` has applied the record at `position`, up to `bound`. Returns
 /// whether it caught up (R3).
 pub async fn wait_for(

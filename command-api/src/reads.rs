@@ -11,12 +11,12 @@ use axum::{
     routing::get,
 };
 use futures::TryStreamExt as _;
-use uuid::Uuid;
 
 use crate::{
     AppState,
     auth::Caller,
     error::{ApiError, Result},
+    json::path_id as id,
     queries::{self, AnalysisView, Progress},
 };
 
@@ -40,10 +40,6 @@ pub(crate) async fn progress(
     caller: Caller,
 ) -> Result<Json<Progress>> {
     Ok(Json(queries::progress(&state.db, caller.user_id).await?))
-}
-
-fn id(text: &str) -> Result<Uuid> {
-    Uuid::parse_str(text).map_err(|_| ApiError::NotFound)
 }
 
 #[utoipa::path(

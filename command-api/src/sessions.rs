@@ -1,8 +1,6 @@
 //! Climbing sessions: `POST /v1/sessions` starts one (appends `SessionStarted`),
 //! `GET /v1/sessions/{id}` reads it, with its warm-up plans, from the read model.
 
-use std::time::Duration;
-
 use axum::{
     Json, Router,
     extract::{Path, State},
@@ -19,13 +17,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    AppState, attempts,
+    AppState,
     auth::Caller,
     command::{self, Command},
     domain,
     error::{ApiError, FieldError, Result},
     json::{ValidJson, ValidQuery},
-    position::Position,
     read_models::{self, SessionView},
     writer,
 };
@@ -161,7 +158,7 @@ pub(crate) async fn start(
         .into_response();
     response
         .headers_mut()
-        .insert(axum::http::header::ETAG, attempts::etag(written.version));
+        .insert(axum::http::header::ETAG, command::etag(written.version));
     let location = format!("/v1/sessions/{session_id}");
     Ok(command::with_position(response, &position, Some(&location)))
 }
@@ -297,22 +294,8 @@ pub(crate) async fn show(
     ValidQuery(params): ValidQuery<ShowParams>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let session_id = Uuid::parse_str(&session_id).map_err(|_| ApiError::NotFound)?;
-    let token = params.after.or_else(|| {
-        headers
-            .get(POSITION_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    });
-    let caught_up = match token {
-        Some(token) => {
-            let position = Position::parse(&token)
-                .ok_or_else(|| ApiError::invalid("after", "not a position token"))?;
-            let bound = Duration::from_millis(state.config.http.consistency_wait_ms);
-            read_models::wait_for(&state.db, PROJECTION, &position, bound).await?
-        }
-        None => true,
-    };
+    let session_id = crate::json::path_id(&session_id)?;
+    let caught_up = read_models::caught_up(&state, PROJECTION, params.after, &headers).await?;
     let session: SessionView = read_models::session(&state.db, session_id, caller.user_id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -320,7 +303,7 @@ pub(crate) async fn show(
     let mut response = Json(session).into_response();
     response
         .headers_mut()
-        .insert(axum::http::header::ETAG, attempts::etag(version));
+        .insert(axum::http::header::ETAG, command::etag(version));
     if !caught_up {
         response
             .headers_mut()

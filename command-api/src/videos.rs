@@ -20,12 +20,11 @@ use uuid::Uuid;
 
 use crate::{
     AppState,
-    attempts::expected_version,
     auth::Caller,
-    command::{self, Command},
+    command::{self, Command, expected_version},
     domain::{self, SessionState},
     error::{ApiError, Result},
-    json::{ValidJson, ValidQuery},
+    json::{ValidJson, ValidQuery, path_id as id},
     uploads, writer,
 };
 
@@ -64,10 +63,6 @@ pub struct VideoStored {
     pub position: Option<String>,
 }
 
-fn id(text: &str) -> Result<Uuid> {
-    Uuid::parse_str(text).map_err(|_| ApiError::NotFound)
-}
-
 #[utoipa::path(
     post,
     path = "/v1/sessions/{session_id}/attempts/{attempt_id}/videos",
@@ -89,7 +84,8 @@ pub(crate) async fn upload(
     let (session_id, attempt_id) = (id(&session_id)?, id(&attempt_id)?);
     let expected = expected_version(&headers)?;
     // Refuse before reading a byte when the video could not be attached anyway.
-    let current: Option<SessionState> = writer::peek(&state, session_id).await?;
+    let current: Option<SessionState> =
+        writer::peek(&state, aggregate::CLIMBING_SESSION, session_id).await?;
     domain::can_attach(current, caller.user_id, attempt_id)?;
 
     let (declared_type, declared_length) = uploads::declared(&headers);
@@ -157,11 +153,15 @@ pub(crate) async fn upload(
         version: written.version,
         position: position.as_ref().map(ToString::to_string),
     };
-    let response = (StatusCode::CREATED, Json(body)).into_response();
-    Ok(command::with_written(
-        response,
-        written.version,
-        position.as_ref(),
+    let written = writer::Written {
+        position,
+        ..written
+    };
+    Ok(command::written_response(
+        StatusCode::CREATED,
+        body,
+        &written,
+        None,
     ))
 }
 
@@ -225,7 +225,8 @@ pub(crate) async fn request_analysis(
     if body.analyzer_version.is_some_and(|v| v < 1) {
         return Err(ApiError::invalid("analyzer_version", "must be at least 1"));
     }
-    let current: Option<SessionState> = writer::peek(&state, session_id).await?;
+    let current: Option<SessionState> =
+        writer::peek(&state, aggregate::CLIMBING_SESSION, session_id).await?;
     let video = current
         .filter(|s| s.owner == caller.user_id)
         .and_then(|s| s.videos.get(&video_id).cloned())

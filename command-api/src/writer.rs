@@ -65,18 +65,22 @@ pub async fn version_of(state: &AppState, aggregate_id: Uuid) -> Result<i64, Api
     Ok(version.unwrap_or(0))
 }
 
-/// The aggregate's state as its head holds it (`None`: no such aggregate), for checks made
-/// before a command's expensive part (an upload) and not relied on after it.
+/// The aggregate's state as its head holds it, for checks made before a command's expensive
+/// part (an upload) and not relied on after it. `None` when there is no such aggregate of
+/// `aggregate_type` (an id of another kind names nothing here rather than failing to decode).
 pub async fn peek<S: DeserializeOwned>(
     state: &AppState,
+    aggregate_type: &str,
     aggregate_id: Uuid,
 ) -> Result<Option<S>, ApiError> {
-    let current: Option<Option<serde_json::Value>> =
-        sqlx::query_scalar("select state from api.aggregate_heads where aggregate_id = $1")
-            .bind(aggregate_id)
-            .fetch_optional(&state.db)
-            .await
-            .map_err(db_error)?;
+    let current: Option<Option<serde_json::Value>> = sqlx::query_scalar(
+        "select state from api.aggregate_heads where aggregate_id = $1 and aggregate_type = $2",
+    )
+    .bind(aggregate_id)
+    .bind(aggregate_type)
+    .fetch_optional(&state.db)
+    .await
+    .map_err(db_error)?;
     current
         .flatten()
         .map(serde_json::from_value)

@@ -16,9 +16,9 @@ use uuid::Uuid;
 use super::{domain, queries, routines};
 use crate::{
     AppState,
-    attempts::expected_version,
     auth::Caller,
     command::Command,
+    command::expected_version,
     error::{ApiError, Result},
     json::ValidJson,
     walls::{Problems, head, id, text, written_response},

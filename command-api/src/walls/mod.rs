@@ -19,89 +19,36 @@ pub mod photos;
 pub mod reads;
 pub mod routes;
 
-use std::time::Duration;
-
 use axum::{
-    Json, Router,
-    extract::{DefaultBodyLimit, FromRequestParts},
-    http::{HeaderMap, StatusCode, header, request::Parts},
-    response::{IntoResponse as _, Response},
+    Router,
     routing::{get, post},
 };
-use cruxlog_schemas::ActorRole;
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
-use crate::{
-    AppState, attempts,
-    auth::Caller,
-    command,
-    error::{ApiError, FieldError, Result},
-    position::Position,
-    read_models,
-    sessions::POSITION_HEADER,
-    writer::Written,
+// The API's shared pieces, under the names this module's files use.
+pub(crate) use crate::{
+    admin::Admin,
+    command::written_response,
+    json::{path_id as id, symbol},
+    read_models::caught_up,
+    writer::peek as head,
 };
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    let limit = usize::try_from(state.config.uploads.max_image_bytes).unwrap_or(usize::MAX);
+use crate::{
+    AppState,
+    error::{ApiError, FieldError, Result},
+};
+
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/gyms", post(gyms::register_gym))
         .route("/v1/gyms/{gym_id}/walls", post(gyms::register_wall))
         .route("/v1/walls/{wall_id}", get(reads::wall))
         .route(
             "/v1/walls/{wall_id}/photos",
-            post(photos::upload).layer(DefaultBodyLimit::max(limit)),
+            // The body is read as a stream; `uploads` enforces the size limits itself.
+            post(photos::upload),
         )
         .merge(routes::router())
-}
-
-/// A caller with the admin role; others get 403 before their body is read.
-pub struct Admin(pub Caller);
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        let caller = Caller::from_request_parts(parts, state).await?;
-        if caller.actor.role != ActorRole::Admin {
-            return Err(ApiError::Forbidden("this needs the admin role"));
-        }
-        Ok(Self(caller))
-    }
-}
-
-/// The state in an aggregate's head when it is of `aggregate_type` (`None` otherwise: an id
-/// of another kind names nothing here, rather than failing to decode). Checked before
-/// [`writer::execute`], whose decision would otherwise meet another aggregate's state.
-pub(crate) async fn head<S: serde::de::DeserializeOwned>(
-    state: &AppState,
-    aggregate_type: &str,
-    aggregate_id: Uuid,
-) -> Result<Option<S>> {
-    let current: Option<Option<serde_json::Value>> = sqlx::query_scalar(
-        "select state from api.aggregate_heads where aggregate_id = $1 and aggregate_type = $2",
-    )
-    .bind(aggregate_id)
-    .bind(aggregate_type)
-    .fetch_optional(&state.db)
-    .await
-    .map_err(crate::accounts::db_error)?;
-    current
-        .flatten()
-        .map(serde_json::from_value)
-        .transpose()
-        .map_err(|error| ApiError::Internal(error.into()))
-}
-
-/// A schema enum from its lower-case name (`spray_wall` -> `SPRAY_WALL`).
-pub(crate) fn symbol<T: for<'de> Deserialize<'de>>(text: &str) -> Option<T> {
-    serde_json::from_value(serde_json::Value::String(text.to_ascii_uppercase())).ok()
-}
-
-/// Path ids that are not UUIDs name nothing.
-pub(crate) fn id(text: &str) -> Result<Uuid> {
-    Uuid::parse_str(text).map_err(|_| ApiError::NotFound)
 }
 
 /// Collects every broken rule of a body, so one 422 names them all (W4).
@@ -136,47 +83,6 @@ pub(crate) fn text(problems: &mut Problems, field: &str, value: &str, max: usize
         problems.add(field, "must not contain control characters");
     }
     trimmed.to_owned()
-}
-
-/// A command's response: `body`, the aggregate's `ETag`, the position token (R3) and, when
-/// given, the new resource's location.
-pub(crate) fn written_response(
-    status: StatusCode,
-    body: impl Serialize,
-    written: &Written,
-    location: Option<&str>,
-) -> Response {
-    let mut response = (status, Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::ETAG, attempts::etag(written.version));
-    match &written.position {
-        Some(position) => command::with_position(response, position, location),
-        None => response,
-    }
-}
-
-/// Read-your-writes (R3): waits, bounded, until `projection` has applied the position given
-/// as `?after=` or in the position header. Returns whether it caught up.
-pub(crate) async fn caught_up(
-    state: &AppState,
-    projection: &str,
-    after: Option<String>,
-    headers: &HeaderMap,
-) -> Result<bool> {
-    let token = after.or_else(|| {
-        headers
-            .get(POSITION_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    });
-    let Some(token) = token else {
-        return Ok(true);
-    };
-    let position = Position::parse(&token)
-        .ok_or_else(|| ApiError::invalid("after", "not a position token"))?;
-    let bound = Duration::from_millis(state.config.http.consistency_wait_ms);
-    read_models::wait_for(&state.db, projection, &position, bound).await
 }
 
 #[cfg(test)]

@@ -16,9 +16,9 @@ use uuid::Uuid;
 use super::{domain, head, id, written_response};
 use crate::{
     AppState,
-    attempts::expected_version,
     auth::Caller,
     command::Command,
+    command::expected_version,
     error::{ApiError, Result},
     uploads, writer,
 };

@@ -18,7 +18,6 @@ use super::{caught_up, id};
 use crate::{
     AppState,
     accounts::db_error,
-    attempts,
     auth::Caller,
     error::{ApiError, Result},
     json::ValidQuery,
@@ -160,7 +159,7 @@ pub(crate) async fn viewed(
     let version = writer::version_of(state, aggregate_id).await?;
     let mut response = Json(view).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::ETAG, attempts::etag(version));
+    headers.insert(header::ETAG, crate::command::etag(version));
     if !caught_up {
         headers.insert(STALE_HEADER, HeaderValue::from_static("true"));
     }

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::{Admin, Problems, domain, head, id, reads, symbol, text, written_response};
 use crate::{
-    AppState, attempts::expected_version, auth::Caller, command::Command, error::ApiError,
+    AppState, auth::Caller, command::Command, command::expected_version, error::ApiError,
     error::Result, json::ValidJson, writer,
 };
 
