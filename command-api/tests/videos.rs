@@ -76,7 +76,7 @@ async fn upload(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_uploaded_video_comes_back_analysed_with_a_playable_annotated_video() {
-    let app = TestApp::full_stack().await;
+    let app = TestApp::full_stack_with_movement().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let bytes = test_video(dir.path());
     let user = Uuid::now_v7();
