@@ -17,7 +17,10 @@ up: stack build
 	@$(WITH_ENV) bash infra/demo/demo.sh
 
 ## test: install what is missing, start the stack, run every Rust and Python test and lint.
+## Test databases and topics are dropped before and, when everything passed, after the run
+## (thousands of leftover partitions make the next broker start take minutes).
 test: stack prune-tests build lint test-rust test-python
+	@bash $(STACK) prune-tests
 
 ## down: stop the services and the stack (data is kept; `infra/local/stack.sh reset` wipes it).
 down:

@@ -2,7 +2,7 @@
 //! package's protocol loop with a scripted `movement.analyze`, see
 //! `fixtures/scripted_worker.py`): results with artifacts in the store (A5), one result per
 //! analysis also when a request comes twice and across a restart (A1), a worker SIGKILLed
-//! mid-video (A4), hangs, invalid and undecodable inputs (A4).
+//! mid-video (A4), hangs, invalid and undecodable inputs (A4), a stop at any moment of start-up.
 
 mod support;
 
@@ -229,5 +229,30 @@ async fn hangs_invalid_and_undecodable_inputs_become_failures_and_dead_letters_w
     assert!(running.metrics().await.contains(
         "cruxlog_analyzer_worker_failures_total{analyzer=\"movement\",kind=\"timeout\"} 3"
     ));
+    running.stop().await;
+}
+
+/// Stopping the analyzer at any moment of its start-up (partitions being scanned, serving
+/// consumers being assigned) ends it cleanly. librdkafka 2.12 aborted the whole process when
+/// a consumer whose assignment had just been replaced was dropped (librdkafka#5573); each
+/// consumer is now assigned once.
+#[tokio::test]
+async fn stopping_at_any_moment_of_start_up_ends_cleanly() {
+    let harness = Harness::new().await;
+    let request = harness.script(json!({"sleep": 0.05})).await;
+    harness.append(&request).await;
+    for round in 0..16_u64 {
+        let running = harness.start(harness.config.clone()).await;
+        tokio::time::sleep(Duration::from_millis(round * 20)).await;
+        running.stop().await;
+    }
+    // Still serves afterwards: the request gets its one result.
+    let running = harness.start(harness.config.clone()).await;
+    let events = harness
+        .wait_for(Duration::from_secs(60), |events| {
+            !results_for(events, request.analysis_id).is_empty()
+        })
+        .await;
+    assert_eq!(results_for(&events, request.analysis_id).len(), 1);
     running.stop().await;
 }

@@ -17,7 +17,8 @@
 #   CRUXLOG_KAFKA_CONTROLLER_PORT  KRaft controller port (default 19093)
 #   CRUXLOG_PG_PORT                PostgreSQL port (default 15432)
 #   CRUXLOG_KAFKA_HEAP_OPTS        broker heap (default "-Xms256m -Xmx768m")
-#   CRUXLOG_KAFKA_START_TIMEOUT    seconds to wait for the broker (default 90)
+#   CRUXLOG_KAFKA_START_TIMEOUT    seconds to wait for the broker (default 240: a broker with
+#                                  thousands of partitions takes minutes to load them)
 #   CRUXLOG_PYTHON_BIN             interpreter for the venv (default python3.11 from PATH)
 #   CRUXLOG_PG_BIN                 PostgreSQL bin dir (default /usr/lib/postgresql/15/bin)
 #   CRUXLOG_MAVEN_REPO             Maven local repository (default ~/.m2/repository)
@@ -36,7 +37,7 @@ KAFKA_PORT=${CRUXLOG_KAFKA_PORT:-19092}
 KAFKA_CONTROLLER_PORT=${CRUXLOG_KAFKA_CONTROLLER_PORT:-19093}
 PG_PORT=${CRUXLOG_PG_PORT:-15432}
 KAFKA_HEAP_OPTS=${CRUXLOG_KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}
-KAFKA_START_TIMEOUT=${CRUXLOG_KAFKA_START_TIMEOUT:-90}
+KAFKA_START_TIMEOUT=${CRUXLOG_KAFKA_START_TIMEOUT:-240}
 
 STAMPS=$DATA/stamps
 KAFKA_HOME=$DATA/kafka

@@ -171,6 +171,22 @@ impl Prefetch {
     }
 }
 
+/// A consumer of the projection's group (partitions are assigned by hand).
+fn new_consumer(
+    kafka: &KafkaConfig,
+    projection: &dyn Projection,
+) -> anyhow::Result<StreamConsumer> {
+    let group = format!(
+        "{}cruxlog-projector-{}",
+        kafka.topic_prefix,
+        projection.name()
+    );
+    kafka
+        .consumer(&group)
+        .create()
+        .context("creating the consumer")
+}
+
 /// The consumer's positions (next offsets to fetch), where known.
 fn positions(consumer: &StreamConsumer) -> Offsets {
     consumer
@@ -209,15 +225,7 @@ impl Runner {
         build: Build,
     ) -> anyhow::Result<Self> {
         let kafka = &context.config.kafka;
-        let group = format!(
-            "{}cruxlog-projector-{}",
-            kafka.topic_prefix,
-            projection.name()
-        );
-        let consumer: StreamConsumer = kafka
-            .consumer(&group)
-            .create()
-            .context("creating the consumer")?;
+        let consumer = new_consumer(kafka, projection.as_ref())?;
         let mut runner = Self {
             db: context.db.clone(),
             dead_letters: context.dead_letters(projection.as_ref()),
@@ -246,9 +254,13 @@ impl Runner {
     }
 
     /// (Re)assigns every partition at the stored offsets, dropping anything received since.
+    /// A reassignment takes a fresh consumer: librdkafka 2.12 can abort the process when an
+    /// assignment is replaced and the consumer dropped before the old one stopped
+    /// (librdkafka#5573).
     async fn seek_to_stored(&mut self, kafka: &KafkaConfig) -> anyhow::Result<()> {
         if let Some(prefetch) = self.prefetch.take() {
             prefetch.stop().await;
+            self.consumer = Arc::new(new_consumer(kafka, self.projection.as_ref())?);
         }
         self.expected = store::load_offsets(&self.db, self.build.build_id).await?;
         self.pending = None;

@@ -49,7 +49,6 @@ pub struct Shared {
 pub struct Pipeline {
     shared: Arc<Shared>,
     partition: i32,
-    consumer: StreamConsumer,
     producer: FutureProducer,
     done: HashSet<Uuid>,
 }
@@ -58,17 +57,10 @@ impl Pipeline {
     /// Creates the clients and fences the previous owner of this partition (its open
     /// transaction is aborted, so its half-done result never becomes visible).
     pub async fn start(shared: Arc<Shared>, partition: i32) -> anyhow::Result<Self> {
-        let consumer: StreamConsumer = shared
-            .kafka
-            .consumer(&shared.group)
-            .set("enable.partition.eof", "true")
-            .create()
-            .context("creating the consumer")?;
         let producer = transactional_producer(&shared, partition).await?;
         Ok(Self {
             shared,
             partition,
-            consumer,
             producer,
             done: HashSet::new(),
         })
@@ -112,16 +104,22 @@ impl Pipeline {
         }
     }
 
+    /// Each round of serving uses two fresh consumers, each assigned once and never
+    /// reassigned: one reads the partition from the beginning to learn what is done, the
+    /// other serves from the committed offset. (librdkafka 2.12 can abort the process when a
+    /// consumer's assignment is replaced and then dropped before the first one has stopped,
+    /// librdkafka#5573; one assignment per consumer never meets that.)
     async fn serve(&mut self, shutdown: &CancellationToken) -> anyhow::Result<()> {
-        self.assign(Offset::Beginning)?;
-        let Some(scanned) = scan::learn_done(
-            &self.consumer,
+        let scanner = self.assigned_consumer(Offset::Beginning)?;
+        let scanned = scan::learn_done(
+            &scanner,
             (&self.shared.topic, self.partition),
             &mut self.done,
             shutdown,
         )
-        .await
-        else {
+        .await;
+        drop(scanner);
+        let Some(scanned) = scanned else {
             return Ok(());
         };
         tracing::info!(
@@ -130,12 +128,12 @@ impl Pipeline {
             done = self.done.len(),
             "partition ready"
         );
-        self.assign(Offset::Stored)?;
+        let consumer = self.assigned_consumer(Offset::Stored)?;
         let mut failing_since = None;
         loop {
             let received = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
-                received = self.consumer.recv() => received,
+                received = consumer.recv() => received,
             };
             let message = match received {
                 Ok(message) => message.detach(),
@@ -150,22 +148,31 @@ impl Pipeline {
                 }
             };
             failing_since = None;
-            if !self.handle(message, shutdown).await? {
+            if !self.handle(&consumer, message, shutdown).await? {
                 return Ok(());
             }
         }
     }
 
-    fn assign(&self, offset: Offset) -> anyhow::Result<()> {
+    /// A new consumer of the deployment's group, assigned this partition from `offset`.
+    fn assigned_consumer(&self, offset: Offset) -> anyhow::Result<StreamConsumer> {
+        let consumer: StreamConsumer = self
+            .shared
+            .kafka
+            .consumer(&self.shared.group)
+            .set("enable.partition.eof", "true")
+            .create()
+            .context("creating the consumer")?;
         let mut assignment = TopicPartitionList::new();
         assignment.add_partition_offset(&self.shared.topic, self.partition, offset)?;
-        self.consumer.assign(&assignment)?;
-        Ok(())
+        consumer.assign(&assignment)?;
+        Ok(consumer)
     }
 
     /// Handles one record; false on shutdown mid-job.
     async fn handle(
         &mut self,
+        consumer: &StreamConsumer,
         message: OwnedMessage,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<bool> {
@@ -174,7 +181,8 @@ impl Pipeline {
             Err(error) => {
                 tracing::warn!(offset = message.offset(), %error, "undecodable record dead-lettered");
                 let letter = self.dead_letter(&message, &format!("undecodable: {error}"));
-                self.commit(vec![letter], &message, shutdown).await?;
+                self.commit(consumer, vec![letter], &message, shutdown)
+                    .await?;
                 self.shared.job.metrics.job(NAME, "dead_lettered");
                 return Ok(true);
             }
@@ -208,7 +216,7 @@ impl Pipeline {
             return Ok(false);
         };
         let records = self.records(outcome, &decoded.envelope, &message)?;
-        self.commit(records, &message, shutdown)
+        self.commit(consumer, records, &message, shutdown)
             .instrument(span)
             .await?;
         self.done.insert(request.analysis_id);
@@ -256,12 +264,12 @@ impl Pipeline {
 
     async fn commit(
         &self,
+        consumer: &StreamConsumer,
         records: Vec<Record>,
         message: &OwnedMessage,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
-        let group = self
-            .consumer
+        let group = consumer
             .group_metadata()
             .context("no consumer group metadata")?;
         let position = (message.topic(), message.partition(), message.offset() + 1);
