@@ -40,9 +40,15 @@ OUTPUT_MAX_SIDE: Final = 854
 """Long side of the annotated video and the summary image: 480p (854x480 from 720p or 1080p),
 what a phone screen shows well; x264 encodes it in a few ms per frame."""
 SUMMARY_QUALITY: Final = 88
-VIDEO_PRESET: Final = "veryfast"
-VIDEO_CRF: Final = 24
-VIDEO_X264_PARAMS: Final[str | None] = None
+VIDEO_PRESET: Final = "ultrafast"
+"""Pass 2 starts only after the last analysed frame (the video shows whole-climb findings), so
+its encoding is on the critical path: ultrafast takes 0.17 s for 200 frames at 480p where
+veryfast takes 0.30 s, for a bigger file (about 1 MB for 20 s at CRF 26, 0.3 MB with
+veryfast at 24): little for a phone."""
+VIDEO_CRF: Final = 26
+VIDEO_X264_PARAMS: Final[str | None] = "cabac=1:8x8dct=1"
+"""CABAC and the 8x8 transform keep the stream High profile (ultrafast alone makes Constrained
+Baseline) and the file 12 % smaller, for about 20 % more encoding time than plain ultrafast."""
 STORE_RAW_BYTES: Final = 128 << 20
 """Raw I420 frames kept in memory (about 21 s at 10 analysed frames/s at 480p); JPEG after that."""
 STORE_JPEG_QUALITY: Final = 92
