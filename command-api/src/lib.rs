@@ -43,6 +43,7 @@ pub mod command;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod heads;
 pub mod idempotency;
 pub mod identity;
 pub mod json;
@@ -93,6 +94,8 @@ pub struct AppState {
     pub keys: TokenKeys,
     pub metrics: Metrics,
     pub blobs: BlobStore,
+    /// Aggregate heads, marked and moved in group commits (W3).
+    pub heads: heads::Heads,
     /// Cancelled when the service stops, so long-lived responses (event streams) end and
     /// the server can drain.
     pub closing: CancellationToken,
@@ -183,11 +186,17 @@ impl AppState {
             Duration::from_millis(config.http.append_timeout_ms),
         );
         let blobs = BlobStore::open(&config.blobs).context("opening the object store")?;
+        let metrics = Metrics::new().context("registering metrics")?;
         Ok(Self {
             closing: CancellationToken::new(),
             blobs,
             keys: TokenKeys::new(&config.auth),
-            metrics: Metrics::new().context("registering metrics")?,
+            heads: heads::Heads::start(
+                db.clone(),
+                &metrics.head_batch_rows,
+                writer::settle_after(&config),
+            ),
+            metrics,
             log,
             db,
             config: Arc::new(config),

@@ -20,6 +20,8 @@ pub struct Metrics {
     pub append_failures: IntCounterVec,
     pub logins: IntCounterVec,
     pub idempotent_replays: IntCounterVec,
+    /// Rows per aggregate-head statement (group commit), by kind (mark, move).
+    pub head_batch_rows: HistogramVec,
 }
 
 impl Metrics {
@@ -68,6 +70,15 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
+        let head_batch_rows = HistogramVec::new(
+            HistogramOpts::new(
+                "cruxlog_api_head_batch_rows",
+                "Rows per aggregate-head statement (commands sharing one commit)",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+            &["kind"],
+        )?;
+        registry.register(Box::new(head_batch_rows.clone()))?;
         registry.register(Box::new(logins.clone()))?;
         registry.register(Box::new(idempotent_replays.clone()))?;
         registry.register(Box::new(requests.clone()))?;
@@ -82,6 +93,7 @@ impl Metrics {
             append_failures,
             logins,
             idempotent_replays,
+            head_batch_rows,
         })
     }
 }

@@ -10,8 +10,9 @@
 //! 4. append to Kafka (W1), then move the head and clear the pending mark.
 //!
 //! Two instances can therefore never both append version N + 1: the second one's mark fails
-//! on the first one's pending mark or its new version. Three round trips to PostgreSQL per
-//! command (two for one that creates its aggregate), none of them in a transaction.
+//! on the first one's pending mark or its new version. Three statements per command (two for
+//! one that creates its aggregate), none of them in a transaction; the marks and the moves of
+//! concurrent commands share statements and commits ([`crate::heads`], ADR 0012).
 
 use std::time::Duration;
 
@@ -102,7 +103,8 @@ where
     S: Serialize + DeserializeOwned,
     F: Fn(Option<S>) -> Decision<S>,
 {
-    let (base, events) = reserve(state, aggregate_type, aggregate_id, expected, decide).await?;
+    let (base, events, next) =
+        reserve(state, aggregate_type, aggregate_id, expected, decide).await?;
     if events.is_empty() {
         return Ok(Written {
             version: base,
@@ -132,29 +134,29 @@ where
                     .inc();
                 // Kafka may still have it ("possibly persisted"): leave the pending mark and
                 // let the next writer settle it from the log, now rather than after a wait.
+                state.heads.forget(aggregate_id);
                 expire_pending(state, aggregate_id).await;
                 return Err(ApiError::LogUnavailable);
             }
         }
     }
     let version = base + events.len() as i64;
-    // Moving the head need not wait for its WAL flush (`synchronous_commit` off for this
-    // statement's own transaction): if PostgreSQL loses it in a crash, the pending mark,
-    // which was flushed before the append, is still there and is settled from the log.
-    sqlx::query(
-        "update api.aggregate_heads
-            set version = pending_version, state = pending_state, pending_version = null,
-                pending_state = null, pending_since = null, last_position = $3,
-                updated_at = now()
-          where aggregate_id = $1 and pending_version = $2
-            and (select set_config('synchronous_commit', 'off', true)) = 'off'",
-    )
-    .bind(aggregate_id)
-    .bind(version)
-    .bind(position.as_ref().map(ToString::to_string))
-    .execute(&state.db)
-    .await
-    .map_err(db_error)?;
+    // Moving the head need not wait for its WAL flush: if PostgreSQL loses the move in a
+    // crash, the pending mark, flushed before the append, is still there and is settled from
+    // the log.
+    let moved = state
+        .heads
+        .settle(
+            aggregate_id,
+            version,
+            position.as_ref().map(ToString::to_string),
+        )
+        .await;
+    if moved.is_err() {
+        state.heads.forget(aggregate_id);
+        return Err(ApiError::ReadModelUnavailable);
+    }
+    state.heads.remember(aggregate_id, version, next);
     Ok(Written {
         version,
         position,
@@ -172,7 +174,13 @@ async fn last_position(state: &AppState, aggregate_id: Uuid) -> Result<Option<Po
     Ok(token.flatten().as_deref().and_then(Position::parse))
 }
 
-/// Steps 1–3: returns the version the new events follow and the events.
+/// Steps 1–3: returns the version the new events follow, the events and the state after
+/// them.
+///
+/// A head this instance wrote last is decided on without reading it: the mark at its version
+/// succeeds only if no one moved it since (the state of a version is the one its writer
+/// stored), else the head is read as below. Refusals and no-ops are always decided on a head
+/// read from the database, never on the remembered one.
 ///
 /// No transaction and no row lock on the common path: the pending mark is a compare-and-set
 /// on (version, no pending append), so of two writers that read the same head only one marks
@@ -185,7 +193,7 @@ async fn reserve<S, F>(
     aggregate_id: Uuid,
     expected: Option<i64>,
     decide: F,
-) -> Result<(i64, Vec<NewEvent>), ApiError>
+) -> Result<(i64, Vec<NewEvent>, serde_json::Value), ApiError>
 where
     S: Serialize + DeserializeOwned,
     F: Fn(Option<S>) -> Decision<S>,
@@ -195,30 +203,47 @@ where
     if expected.is_none_or(|expected| expected == 0)
         && let Ok((events, next)) = decide(None)
         && !events.is_empty()
-        && mark(state, aggregate_type, aggregate_id, 0, events.len(), &next).await?
     {
-        return Ok((0, events));
+        let next = to_json(&next)?;
+        if mark(state, aggregate_type, aggregate_id, 0, events.len(), &next).await? {
+            return Ok((0, events, next));
+        }
     }
-    let deadline = tokio::time::Instant::now() + settle_after(state) + Duration::from_secs(2);
-    loop {
-        let head = sqlx::query(
-            "select version, state, pending_version,
-                    pending_since < now() - make_interval(secs => $2) as stale
-               from api.aggregate_heads where aggregate_id = $1",
+    if let Some((version, written)) = state.heads.written(aggregate_id)
+        && expected.is_none_or(|expected| expected == version)
+        && let Ok(current) = serde_json::from_value::<S>(written)
+        && let Ok((events, next)) = decide(Some(current))
+        && !events.is_empty()
+    {
+        let next = to_json(&next)?;
+        if mark(
+            state,
+            aggregate_type,
+            aggregate_id,
+            version,
+            events.len(),
+            &next,
         )
-        .bind(aggregate_id)
-        .bind(settle_after(state).as_secs_f64())
-        .fetch_optional(&state.db)
-        .await
-        .map_err(db_error)?;
+        .await?
+        {
+            return Ok((version, events, next));
+        }
+        state.heads.forget(aggregate_id);
+    }
+    let deadline =
+        tokio::time::Instant::now() + settle_after(&state.config) + Duration::from_secs(2);
+    loop {
+        let head = state
+            .heads
+            .read(aggregate_id)
+            .await
+            .map_err(|_| ApiError::ReadModelUnavailable)?;
         let (mut version, mut current) = (0_i64, None::<serde_json::Value>);
-        if let Some(head) = &head {
-            version = head.try_get("version").map_err(db_error)?;
-            current = head.try_get("state").map_err(db_error)?;
-            let pending: Option<i64> = head.try_get("pending_version").map_err(db_error)?;
-            if pending.is_some() {
-                let stale: Option<bool> = head.try_get("stale").map_err(db_error)?;
-                if stale == Some(true) {
+        if let Some(head) = head {
+            version = head.version;
+            current = head.state;
+            if head.pending_version.is_some() {
+                if head.stale {
                     settle_stale(state, aggregate_id).await?;
                 } else {
                     if tokio::time::Instant::now() > deadline {
@@ -242,8 +267,9 @@ where
             .transpose()
             .map_err(|error| ApiError::Internal(error.into()))?;
         let (events, next) = decide(current)?;
+        let next = to_json(&next)?;
         if events.is_empty() {
-            return Ok((version, events));
+            return Ok((version, events, next));
         }
         if mark(
             state,
@@ -255,7 +281,7 @@ where
         )
         .await?
         {
-            return Ok((version, events));
+            return Ok((version, events, next));
         }
         // Another writer marked or moved the head since we read it: read it again.
     }
@@ -263,32 +289,29 @@ where
 
 /// Step 3, one statement: marks `count` events after `version` pending, only if the head is
 /// still at `version` with nothing pending (or absent, for version 0). `false`: it was not.
-async fn mark<S: Serialize>(
+async fn mark(
     state: &AppState,
     aggregate_type: &'static str,
     aggregate_id: Uuid,
     version: i64,
     count: usize,
-    next: &S,
+    next: &serde_json::Value,
 ) -> Result<bool, ApiError> {
-    let next = serde_json::to_value(next).map_err(|error| ApiError::Internal(error.into()))?;
-    let marked = sqlx::query(
-        "insert into api.aggregate_heads
-                (aggregate_id, aggregate_type, version, pending_version, pending_state, pending_since)
-         values ($1, $2, $3, $4, $5, now())
-         on conflict (aggregate_id) do update
-            set pending_version = $4, pending_state = $5, pending_since = now()
-          where aggregate_heads.version = $3 and aggregate_heads.pending_version is null",
-    )
-    .bind(aggregate_id)
-    .bind(aggregate_type)
-    .bind(version)
-    .bind(version + count as i64)
-    .bind(&next)
-    .execute(&state.db)
-    .await
-    .map_err(db_error)?;
-    Ok(marked.rows_affected() == 1)
+    state
+        .heads
+        .mark(
+            aggregate_id,
+            aggregate_type,
+            version,
+            version + count as i64,
+            next.clone(),
+        )
+        .await
+        .map_err(|_| ApiError::ReadModelUnavailable)
+}
+
+fn to_json<S: Serialize>(state: &S) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(state).map_err(|error| ApiError::Internal(error.into()))
 }
 
 /// Settles a stale pending append with the head locked, so one writer reads the log for it
@@ -300,7 +323,7 @@ async fn settle_stale(state: &AppState, aggregate_id: Uuid) -> Result<(), ApiErr
            from api.aggregate_heads where aggregate_id = $1 for update",
     )
     .bind(aggregate_id)
-    .bind(settle_after(state).as_secs_f64())
+    .bind(settle_after(&state.config).as_secs_f64())
     .fetch_optional(&mut *tx)
     .await
     .map_err(db_error)?;
@@ -378,6 +401,6 @@ async fn expire_pending(state: &AppState, aggregate_id: Uuid) {
 
 /// How old a pending mark must be before another writer settles it: longer than any append
 /// can take (the producer gives up on a record after the append bound).
-fn settle_after(state: &AppState) -> Duration {
-    Duration::from_millis(state.config.http.append_timeout_ms) + Duration::from_secs(1)
+pub(crate) fn settle_after(config: &crate::config::Config) -> Duration {
+    Duration::from_millis(config.http.append_timeout_ms) + Duration::from_secs(1)
 }
