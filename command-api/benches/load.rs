@@ -44,6 +44,10 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+/// The service binary's allocator (`src/main.rs`), so the API here runs as it does there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SESSION_BODY: &str = r#"{"discipline":"boulder","indoor":true,"planned_minutes":90}"#;
 const ATTEMPT_BODY: &str =
     r#"{"style":"boulder","result":"fail","falls":1,"grade_system":"fontainebleau","grade":"6b+"}"#;

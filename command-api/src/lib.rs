@@ -85,9 +85,21 @@ use tower_http::trace::TraceLayer;
 
 use crate::{append::EventLog, auth::TokenKeys, config::Config, error::ApiError, metrics::Metrics};
 
-/// Everything a request handler needs.
+/// Everything a request handler needs; one `Arc` to clone per request (axum clones the state
+/// for every extractor, and the token keys, pools and metrics add up).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct Shared {
     pub config: Arc<Config>,
     pub log: EventLog,
     pub db: PgPool,
@@ -187,7 +199,7 @@ impl AppState {
         );
         let blobs = BlobStore::open(&config.blobs).context("opening the object store")?;
         let metrics = Metrics::new().context("registering metrics")?;
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             closing: CancellationToken::new(),
             blobs,
             keys: TokenKeys::new(&config.auth),
@@ -200,7 +212,7 @@ impl AppState {
             log,
             db,
             config: Arc::new(config),
-        })
+        })))
     }
 }
 

@@ -7,6 +7,11 @@ use cruxlog_runtime::{config, shutdown, telemetry};
 use cruxlog_schemas::ActorRole;
 use uuid::Uuid;
 
+/// mimalloc rather than glibc's malloc: under load glibc's allocator (`_int_malloc`,
+/// `malloc_consolidate`, `free`) took about a quarter of the API's own CPU.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(version, about = "Cruxlog command API")]
 struct Cli {
