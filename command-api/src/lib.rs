@@ -68,6 +68,7 @@ pub mod writer;
 use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use axum::{Router, extract::DefaultBodyLimit, http::HeaderMap, middleware};
 use cruxlog_runtime::{
     admin::{self as admin_server, Readiness, Status},
@@ -280,6 +281,12 @@ async fn serve(
     app: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    // No Nagle on the app's connections: a response must not wait for the ACK of the last.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY not set");
+        }
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -59,6 +59,9 @@ impl KafkaConfig {
             .set("compression.type", "lz4")
             .set("message.timeout.ms", self.delivery_timeout_ms.to_string())
             .set("socket.connection.setup.timeout.ms", "2000")
+            // No Nagle: with several requests in flight on one connection, a request written
+            // while the previous one is unacknowledged would wait for the broker's ACK.
+            .set("socket.nagle.disable", "true")
             .set("reconnect.backoff.max.ms", "1000");
         config
     }
