@@ -5,6 +5,10 @@
 //! flight at the same moment go to PostgreSQL as one statement each over arrays: one round
 //! trip, and for marks one commit and one WAL flush, for all of them.
 //!
+//! The read and the move are planned for each batch (unnamed statements): a plan cached while
+//! the table was small (a sequential scan and a hash join) stayed in use as it grew, and the
+//! load bench ran at a third of its rate whenever that happened.
+//!
 //! Nothing waits to fill a batch: a batch is whatever queued while the previous ones ran, so
 //! an idle API sends batches of one, as before. Each row of a batch keeps its own
 //! compare-and-set condition, so a batch decides exactly what the same rows would decide one
@@ -235,6 +239,7 @@ async fn read_batch(
                 coalesce(pending_since < now() - make_interval(secs => $2), false) as stale
            from api.aggregate_heads where aggregate_id = any($1)",
     )
+    .persistent(false)
     .bind(&ids)
     .bind(stale_after.as_secs_f64())
     .fetch_all(&db)
@@ -339,6 +344,7 @@ async fn move_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, mut batch:
           where head.aggregate_id = row_.id and head.pending_version = row_.version
             and (select set_config('synchronous_commit', 'off', true)) = 'off'",
     )
+    .persistent(false)
     .bind(&ids)
     .bind(&versions)
     .bind(&positions)
