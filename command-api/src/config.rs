@@ -44,6 +44,11 @@ pub struct HttpConfig {
     /// Bound on a read-your-writes wait (R3); past it the answer comes marked stale.
     pub consistency_wait_ms: u64,
     pub max_body_bytes: usize,
+    /// Event streams (`GET /v1/events`) open at once on this instance; each polls the read
+    /// models twice a second. Past it: 429 with `Retry-After`.
+    pub max_event_streams: usize,
+    /// Event streams one user may hold open at once (a phone needs one).
+    pub max_event_streams_per_user: usize,
 }
 
 impl Default for HttpConfig {
@@ -53,6 +58,8 @@ impl Default for HttpConfig {
             append_timeout_ms: 2_000,
             consistency_wait_ms: 2_000,
             max_body_bytes: 64 * 1024,
+            max_event_streams: 2_000,
+            max_event_streams_per_user: 4,
         }
     }
 }

@@ -109,6 +109,8 @@ pub struct Shared {
     pub blobs: BlobStore,
     /// Aggregate heads, marked and moved in group commits (W3).
     pub heads: heads::Heads,
+    /// Open event streams (`GET /v1/events`), capped.
+    pub streams: Arc<live::Streams>,
     /// Cancelled when the service stops, so long-lived responses (event streams) end and
     /// the server can drain.
     pub closing: CancellationToken,
@@ -210,6 +212,7 @@ impl AppState {
                 writer::settle_after(&config),
             ),
             metrics,
+            streams: Arc::default(),
             log,
             db,
             config: Arc::new(config),

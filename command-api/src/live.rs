@@ -5,8 +5,16 @@
 //! so a client that reacts to an event by fetching the resource finds it. Event ids are
 //! `<finished-at micros>_<resource id>`, ordered, so a reconnect resumes exactly after the
 //! last event the client saw. Without `Last-Event-ID` the stream starts at the present.
+//! Streams are capped per instance and per user (`http.max_event_streams`,
+//! `http.max_event_streams_per_user`): each polls the read models, so beyond the caps a new
+//! one gets 429 with `Retry-After`.
 
-use std::{convert::Infallible, time::Duration};
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{
     Router,
@@ -20,9 +28,11 @@ use futures::{Stream, StreamExt as _, stream};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{AppState, accounts::db_error, auth::Caller, error::ApiError};
+use crate::{AppState, accounts::db_error, auth::Caller, config::HttpConfig, error::ApiError};
 
 const POLL: Duration = Duration::from_millis(500);
+/// `Retry-After` when no stream can be opened: streams end when phones go to sleep.
+const RETRY_STREAM_S: u64 = 10;
 const BATCH: i64 = 100;
 
 pub fn router() -> Router<AppState> {
@@ -68,7 +78,7 @@ struct Update {
     tag = "live",
     summary = "My new results as Server-Sent Events (resumable with Last-Event-ID)",
     params(("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
-    responses((status = 200, description = "An event stream", content_type = "text/event-stream"), (status = 422, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found, or not yours", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Database unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "An event stream", content_type = "text/event-stream"), (status = 422, body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 429, description = "Too many event streams open (this user's or this instance's); Retry-After says when to try again", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 401, description = "No valid access token", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found, or not yours", body = crate::openapi::Problem, content_type = "application/problem+json"), (status = 503, description = "Database unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")),
     security(("bearer" = []))
 )]
 pub(crate) async fn events(
@@ -87,33 +97,91 @@ pub(crate) async fn events(
             id: Uuid::max(),
         },
     };
+    let slot = state.streams.open(caller.user_id, &state.config.http)?;
     // Fail now, with a status code, if the read models cannot be queried at all.
     updates(&state, caller.user_id, start).await?;
     let closing = state.closing.clone();
-    let stream = stream::unfold((state, start, true), move |(state, cursor, first)| {
-        let user = caller.user_id;
-        async move {
-            if !first {
-                tokio::time::sleep(POLL).await;
-            }
-            let (events, cursor) = match updates(&state, user, cursor).await {
-                Ok(found) => {
-                    let next = found.last().map_or(cursor, |u| Cursor {
-                        at: u.finished_at,
-                        id: u.id,
-                    });
-                    (found.iter().filter_map(to_event).collect(), next)
+    // The slot lives in the stream's state: dropped (freed) when the stream ends.
+    let stream = stream::unfold(
+        (state, start, true, slot),
+        move |(state, cursor, first, slot)| {
+            let user = caller.user_id;
+            async move {
+                if !first {
+                    tokio::time::sleep(POLL).await;
                 }
-                // A database hiccup: keep the stream, try again at the next poll.
-                Err(_) => (Vec::new(), cursor),
-            };
-            Some((stream::iter(events), (state, cursor, false)))
-        }
-    })
+                let (events, cursor) = match updates(&state, user, cursor).await {
+                    Ok(found) => {
+                        let next = found.last().map_or(cursor, |u| Cursor {
+                            at: u.finished_at,
+                            id: u.id,
+                        });
+                        (found.iter().filter_map(to_event).collect(), next)
+                    }
+                    // A database hiccup: keep the stream, try again at the next poll.
+                    Err(_) => (Vec::new(), cursor),
+                };
+                Some((stream::iter(events), (state, cursor, false, slot)))
+            }
+        },
+    )
     .flatten()
     .map(Ok)
     .take_until(closing.cancelled_owned());
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The event streams open on this instance, in all and per user.
+#[derive(Default)]
+pub struct Streams {
+    open: Mutex<(usize, HashMap<Uuid, usize>)>,
+}
+
+/// One open stream's place; freed when dropped.
+pub struct Slot {
+    streams: Arc<Streams>,
+    user: Uuid,
+}
+
+impl Streams {
+    /// Takes a place for one more stream of `user`, or 429 when the instance or the user has
+    /// as many as allowed.
+    pub fn open(self: &Arc<Self>, user: Uuid, limits: &HttpConfig) -> Result<Slot, ApiError> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, per_user) = &mut *open;
+        let mine = per_user.entry(user).or_default();
+        if *total >= limits.max_event_streams || *mine >= limits.max_event_streams_per_user {
+            if *mine == 0 {
+                per_user.remove(&user);
+            }
+            return Err(ApiError::TooManyRequests(RETRY_STREAM_S));
+        }
+        *mine += 1;
+        *total += 1;
+        Ok(Slot {
+            streams: self.clone(),
+            user,
+        })
+    }
+
+    /// Streams open now on this instance.
+    pub fn count(&self) -> usize {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).0
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.streams.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, per_user) = &mut *open;
+        *total = total.saturating_sub(1);
+        if let Some(mine) = per_user.get_mut(&self.user) {
+            *mine = mine.saturating_sub(1);
+            if *mine == 0 {
+                per_user.remove(&self.user);
+            }
+        }
+    }
 }
 
 fn to_event(update: &Update) -> Option<Event> {

@@ -1,5 +1,5 @@
 //! Server-Sent Events: the caller's new results arrive in order, only theirs, and a
-//! reconnect with `Last-Event-ID` resumes after the last event seen.
+//! reconnect with `Last-Event-ID` resumes after the last event seen; streams are capped.
 
 mod helpers;
 
@@ -96,4 +96,55 @@ async fn results_stream_in_order_and_resume_after_the_last_event_id() {
 
     let bad = open(Some("not-an-id".into())).await.expect("request");
     assert_eq!(bad.status(), 422);
+}
+
+/// Streams are capped per user and per instance: past a cap a new one gets 429 with
+/// `Retry-After`; a stream the client closed gives its place back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_are_capped_per_user_and_per_instance() {
+    let env = cruxlog_runtime::testkit::TestEnv::new().await;
+    env.kafka.ensure_event_topics().await.expect("topics");
+    let mut config = helpers::api_config(&env);
+    config.http.max_event_streams = 3;
+    config.http.max_event_streams_per_user = 2;
+    let app = TestApp::start(env, config).await;
+    let open = |user: Uuid| {
+        app.client
+            .get(format!("{}/v1/events", app.base))
+            .bearer_auth(app.token(user))
+            .send()
+    };
+    let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let a1 = open(a).await.expect("request");
+    let a2 = open(a).await.expect("request");
+    assert_eq!((a1.status().as_u16(), a2.status().as_u16()), (200, 200));
+    let refused = open(a).await.expect("request");
+    assert_eq!(refused.status(), 429, "a third stream of one user");
+    assert_eq!(refused.headers()["retry-after"], "10");
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json"
+    );
+    let b1 = open(b).await.expect("request");
+    assert_eq!(b1.status(), 200, "another user still gets one");
+    assert_eq!(
+        open(c).await.expect("request").status(),
+        429,
+        "the instance is full"
+    );
+    // The client closes one of a's streams: once the server notices, a may open one again.
+    drop(a1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let reopened = loop {
+        let response = open(a).await.expect("request");
+        if response.status() == 200 {
+            break response;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the closed stream's place never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    drop((a2, b1, reopened));
 }

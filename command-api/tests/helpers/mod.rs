@@ -64,10 +64,8 @@ impl TestApp {
         Self::with_analyzers(false).await
     }
 
-    /// [`TestApp::full_stack`] with the movement analyzer too. Only tests of videos start it:
-    /// its per-partition consumers are assigned by hand, and librdkafka 2.12.1 can abort the
-    /// whole test process (`rd_kafka_assignment_partition_stopped: rktp_started`) when such a
-    /// consumer is dropped while its assignment is still starting, as a short test's end does.
+    /// [`TestApp::full_stack`] with the movement analyzer too (a worker pool and a pipeline
+    /// per analysis partition): only tests of videos need it.
     pub(crate) async fn full_stack_with_movement() -> Self {
         Self::with_analyzers(true).await
     }
