@@ -76,14 +76,16 @@ struct Mark {
     version: i64,
     pending_version: i64,
     pending_state: serde_json::Value,
+    writer: Uuid,
     reply: oneshot::Sender<Result<bool, HeadsUnavailable>>,
 }
 
 struct Move {
     aggregate_id: Uuid,
     version: i64,
+    writer: Uuid,
     position: Option<String>,
-    reply: oneshot::Sender<Result<(), HeadsUnavailable>>,
+    reply: oneshot::Sender<Result<bool, HeadsUnavailable>>,
 }
 
 impl Heads {
@@ -147,15 +149,15 @@ impl Heads {
     }
 
     /// Marks `pending_version` (with the state after it) pending on the head of
-    /// `aggregate_id`, only if the head is at `version` with nothing pending, or absent (then
-    /// created at `version`). `Ok(false)`: it was not.
+    /// `aggregate_id` for `writer` (a fresh id per command), only if the head is at `version`
+    /// with nothing pending, or absent (then created at `version`). `Ok(false)`: it was not.
     pub async fn mark(
         &self,
         aggregate_id: Uuid,
         aggregate_type: &'static str,
-        version: i64,
-        pending_version: i64,
+        (version, pending_version): (i64, i64),
         pending_state: serde_json::Value,
+        writer: Uuid,
     ) -> Result<bool, HeadsUnavailable> {
         let (reply, answer) = oneshot::channel();
         let mark = Mark {
@@ -164,6 +166,7 @@ impl Heads {
             version,
             pending_version,
             pending_state,
+            writer,
             reply,
         };
         self.marks.send(mark).await.map_err(|_| HeadsUnavailable)?;
@@ -171,19 +174,22 @@ impl Heads {
     }
 
     /// Moves the head of `aggregate_id` to its pending version `version` (appended) and
-    /// clears the mark; nothing when the head no longer has that version pending. Not
-    /// flushed before it returns (`synchronous_commit` off): a move PostgreSQL loses in a
-    /// crash leaves the mark, flushed before the append, to be settled from the log.
+    /// clears the mark, if the mark is still `writer`'s; `Ok(false)`: it was not (it was
+    /// settled from the log meanwhile). Not flushed before it returns (`synchronous_commit`
+    /// off): a move PostgreSQL loses in a crash leaves the mark, flushed before the append, to
+    /// be settled from the log.
     pub async fn settle(
         &self,
         aggregate_id: Uuid,
         version: i64,
+        writer: Uuid,
         position: Option<String>,
-    ) -> Result<(), HeadsUnavailable> {
+    ) -> Result<bool, HeadsUnavailable> {
         let (reply, answer) = oneshot::channel();
         let request = Move {
             aggregate_id,
             version,
+            writer,
             position,
             reply,
         };
@@ -285,6 +291,9 @@ async fn mark_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, batch: Vec
     for mark in later {
         let _ = mark.reply.send(Ok(false));
     }
+    // Every statement takes its row locks in id order, so two batches never wait on each
+    // other's rows in opposite orders (a deadlock would fail both).
+    sent.sort_unstable_by_key(|m| m.aggregate_id);
     metrics.observe(sent.len() as f64);
     let ids: Vec<Uuid> = sent.iter().map(|m| m.aggregate_id).collect();
     let types: Vec<&str> = sent.iter().map(|m| m.aggregate_type).collect();
@@ -294,15 +303,19 @@ async fn mark_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, batch: Vec
         .iter_mut()
         .map(|m| std::mem::take(&mut m.pending_state))
         .collect();
+    let writers: Vec<Uuid> = sent.iter().map(|m| m.writer).collect();
     let marked: Result<Vec<Uuid>, sqlx::Error> = sqlx::query_scalar(
         "insert into api.aggregate_heads
-                (aggregate_id, aggregate_type, version, pending_version, pending_state, pending_since)
-         select id, kind, version, pending, state, now()
-           from unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[], $5::jsonb[])
-                as row_(id, kind, version, pending, state)
+                (aggregate_id, aggregate_type, version, pending_version, pending_state,
+                 pending_since, pending_writer)
+         select id, kind, version, pending, state, now(), writer
+           from unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[], $5::jsonb[], $6::uuid[])
+                as row_(id, kind, version, pending, state, writer)
+          order by id
          on conflict (aggregate_id) do update
             set pending_version = excluded.pending_version,
-                pending_state = excluded.pending_state, pending_since = now()
+                pending_state = excluded.pending_state, pending_since = now(),
+                pending_writer = excluded.pending_writer
           where aggregate_heads.version = excluded.version
             and aggregate_heads.pending_version is null
          returning aggregate_id",
@@ -312,6 +325,7 @@ async fn mark_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, batch: Vec
     .bind(&versions)
     .bind(&pending)
     .bind(&states)
+    .bind(&writers)
     .fetch_all(&db)
     .await;
     match marked {
@@ -331,33 +345,51 @@ async fn mark_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, batch: Vec
 }
 
 async fn move_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, mut batch: Vec<Move>) {
+    batch.sort_unstable_by_key(|m| m.aggregate_id);
     metrics.observe(batch.len() as f64);
     let ids: Vec<Uuid> = batch.iter().map(|m| m.aggregate_id).collect();
     let versions: Vec<i64> = batch.iter().map(|m| m.version).collect();
+    let writers: Vec<Uuid> = batch.iter().map(|m| m.writer).collect();
     let positions: Vec<Option<String>> = batch.iter_mut().map(|m| m.position.take()).collect();
-    let moved = sqlx::query(
-        "update api.aggregate_heads as head
+    // The rows are locked first, in id order (see `mark_batch`), then moved.
+    let moved: Result<Vec<Uuid>, sqlx::Error> = sqlx::query_scalar(
+        "with locked as materialized (
+             select aggregate_id from api.aggregate_heads
+              where aggregate_id = any($1) order by aggregate_id for update
+         )
+         update api.aggregate_heads as head
             set version = head.pending_version, state = head.pending_state,
                 pending_version = null, pending_state = null, pending_since = null,
-                last_position = row_.position, updated_at = now()
-           from unnest($1::uuid[], $2::int8[], $3::text[]) as row_(id, version, position)
-          where head.aggregate_id = row_.id and head.pending_version = row_.version
-            and (select set_config('synchronous_commit', 'off', true)) = 'off'",
+                pending_writer = null, last_position = row_.position, updated_at = now()
+           from unnest($1::uuid[], $2::int8[], $3::uuid[], $4::text[])
+                as row_(id, version, writer, position)
+          where head.aggregate_id = row_.id
+            and head.aggregate_id in (select aggregate_id from locked)
+            and head.pending_version = row_.version and head.pending_writer = row_.writer
+            and (select set_config('synchronous_commit', 'off', true)) = 'off'
+          returning head.aggregate_id",
     )
     .persistent(false)
     .bind(&ids)
     .bind(&versions)
+    .bind(&writers)
     .bind(&positions)
-    .execute(&db)
+    .fetch_all(&db)
     .await;
-    let outcome = match moved {
-        Ok(_) => Ok(()),
+    match moved {
+        Ok(moved) => {
+            let moved: HashSet<Uuid> = moved.into_iter().collect();
+            for request in batch {
+                let _ = request
+                    .reply
+                    .send(Ok(moved.contains(&request.aggregate_id)));
+            }
+        }
         Err(error) => {
             tracing::warn!(%error, rows = batch.len(), "moving heads failed");
-            Err(HeadsUnavailable)
+            for request in batch {
+                let _ = request.reply.send(Err(HeadsUnavailable));
+            }
         }
-    };
-    for request in batch {
-        let _ = request.reply.send(outcome);
     }
 }

@@ -14,7 +14,7 @@
 //! one that creates its aggregate), none of them in a transaction; the marks and the moves of
 //! concurrent commands share statements and commits ([`crate::heads`], ADR 0012).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cruxlog_schemas::DomainEvent;
 use serde::{Serialize, de::DeserializeOwned};
@@ -54,6 +54,32 @@ impl NewEvent {
 /// What the decision logic returns: the events to append (none: nothing to do, e.g. a
 /// repeated command) and the state after them.
 pub type Decision<S> = Result<(Vec<NewEvent>, S), ApiError>;
+
+/// What [`reserve`] got: the version the new events follow, the events, the state after
+/// them, and when the mark that reserved them was sent.
+struct Reserved {
+    base: i64,
+    events: Vec<NewEvent>,
+    next: serde_json::Value,
+    marked_at: Instant,
+}
+
+impl Reserved {
+    fn new(base: i64, events: Vec<NewEvent>, next: serde_json::Value, marked_at: Instant) -> Self {
+        Self {
+            base,
+            events,
+            next,
+            marked_at,
+        }
+    }
+}
+
+/// How long a mark may take, from sending it to its answer, for the append to still be
+/// allowed: the append is bounded by `append_timeout_ms`, and other writers settle a mark
+/// from the log once it is `append_timeout_ms` + 1 s old, so the mark and the append together
+/// must stay under that second (half of it, for margin).
+const MARK_WINDOW: Duration = Duration::from_millis(500);
 
 /// The current version of an aggregate the API writes (0 when unknown), for `ETag`s.
 pub async fn version_of(state: &AppState, aggregate_id: Uuid) -> Result<i64, ApiError> {
@@ -103,8 +129,29 @@ where
     S: Serialize + DeserializeOwned,
     F: Fn(Option<S>) -> Decision<S>,
 {
-    let (base, events, next) =
-        reserve(state, aggregate_type, aggregate_id, expected, decide).await?;
+    let writer = Uuid::now_v7();
+    let Reserved {
+        base,
+        events,
+        next,
+        marked_at,
+    } = reserve(
+        state,
+        (aggregate_type, aggregate_id),
+        writer,
+        expected,
+        decide,
+    )
+    .await?;
+    if !events.is_empty() && marked_at.elapsed() > MARK_WINDOW {
+        // The mark took so long (a batch behind a locked row) that the append could end after
+        // the mark looks stale to other writers, who would then settle it from a log that
+        // does not have it yet. Do not append; let the next writer settle it now.
+        tracing::warn!(%aggregate_id, elapsed_ms = marked_at.elapsed().as_millis(), "mark too slow; not appending");
+        state.heads.forget(aggregate_id);
+        expire_pending(state, aggregate_id, writer).await;
+        return Err(ApiError::LogUnavailable);
+    }
     if events.is_empty() {
         return Ok(Written {
             version: base,
@@ -135,7 +182,7 @@ where
                 // Kafka may still have it ("possibly persisted"): leave the pending mark and
                 // let the next writer settle it from the log, now rather than after a wait.
                 state.heads.forget(aggregate_id);
-                expire_pending(state, aggregate_id).await;
+                expire_pending(state, aggregate_id, writer).await;
                 return Err(ApiError::LogUnavailable);
             }
         }
@@ -149,14 +196,21 @@ where
         .settle(
             aggregate_id,
             version,
+            writer,
             position.as_ref().map(ToString::to_string),
         )
         .await;
-    if moved.is_err() {
-        state.heads.forget(aggregate_id);
-        return Err(ApiError::ReadModelUnavailable);
+    match moved {
+        Ok(true) => state.heads.remember(aggregate_id, version, next),
+        // Settled from the log meanwhile (it found the append), or the move failed: the
+        // append is durable all the same, so the command succeeded; a mark left behind is
+        // settled from the log by the next writer.
+        Ok(false) => state.heads.forget(aggregate_id),
+        Err(_) => {
+            tracing::warn!(%aggregate_id, version, "moving the head failed after the append; the log settles it");
+            state.heads.forget(aggregate_id);
+        }
     }
-    state.heads.remember(aggregate_id, version, next);
     Ok(Written {
         version,
         position,
@@ -189,11 +243,11 @@ async fn last_position(state: &AppState, aggregate_id: Uuid) -> Result<Option<Po
 /// writer's append locks the row (see [`settle_stale`]).
 async fn reserve<S, F>(
     state: &AppState,
-    aggregate_type: &'static str,
-    aggregate_id: Uuid,
+    (aggregate_type, aggregate_id): (&'static str, Uuid),
+    writer: Uuid,
     expected: Option<i64>,
     decide: F,
-) -> Result<(i64, Vec<NewEvent>, serde_json::Value), ApiError>
+) -> Result<Reserved, ApiError>
 where
     S: Serialize + DeserializeOwned,
     F: Fn(Option<S>) -> Decision<S>,
@@ -205,8 +259,17 @@ where
         && !events.is_empty()
     {
         let next = to_json(&next)?;
-        if mark(state, aggregate_type, aggregate_id, 0, events.len(), &next).await? {
-            return Ok((0, events, next));
+        let marked_at = Instant::now();
+        if mark(
+            state,
+            (aggregate_type, aggregate_id),
+            (0, events.len()),
+            &next,
+            writer,
+        )
+        .await?
+        {
+            return Ok(Reserved::new(0, events, next, marked_at));
         }
     }
     if let Some((version, written)) = state.heads.written(aggregate_id)
@@ -216,17 +279,10 @@ where
         && !events.is_empty()
     {
         let next = to_json(&next)?;
-        if mark(
-            state,
-            aggregate_type,
-            aggregate_id,
-            version,
-            events.len(),
-            &next,
-        )
-        .await?
-        {
-            return Ok((version, events, next));
+        let marked_at = Instant::now();
+        let at = (version, events.len());
+        if mark(state, (aggregate_type, aggregate_id), at, &next, writer).await? {
+            return Ok(Reserved::new(version, events, next, marked_at));
         }
         state.heads.forget(aggregate_id);
     }
@@ -269,19 +325,12 @@ where
         let (events, next) = decide(current)?;
         let next = to_json(&next)?;
         if events.is_empty() {
-            return Ok((version, events, next));
+            return Ok(Reserved::new(version, events, next, Instant::now()));
         }
-        if mark(
-            state,
-            aggregate_type,
-            aggregate_id,
-            version,
-            events.len(),
-            &next,
-        )
-        .await?
-        {
-            return Ok((version, events, next));
+        let marked_at = Instant::now();
+        let at = (version, events.len());
+        if mark(state, (aggregate_type, aggregate_id), at, &next, writer).await? {
+            return Ok(Reserved::new(version, events, next, marked_at));
         }
         // Another writer marked or moved the head since we read it: read it again.
     }
@@ -291,21 +340,15 @@ where
 /// still at `version` with nothing pending (or absent, for version 0). `false`: it was not.
 async fn mark(
     state: &AppState,
-    aggregate_type: &'static str,
-    aggregate_id: Uuid,
-    version: i64,
-    count: usize,
+    (aggregate_type, aggregate_id): (&'static str, Uuid),
+    (version, count): (i64, usize),
     next: &serde_json::Value,
+    writer: Uuid,
 ) -> Result<bool, ApiError> {
+    let versions = (version, version + count as i64);
     state
         .heads
-        .mark(
-            aggregate_id,
-            aggregate_type,
-            version,
-            version + count as i64,
-            next.clone(),
-        )
+        .mark(aggregate_id, aggregate_type, versions, next.clone(), writer)
         .await
         .map_err(|_| ApiError::ReadModelUnavailable)
 }
@@ -389,12 +432,13 @@ async fn settle(
 
 /// After a failed append the producer has given up on the record (its delivery timeout has
 /// passed), so the log can be read to settle it at once.
-async fn expire_pending(state: &AppState, aggregate_id: Uuid) {
+async fn expire_pending(state: &AppState, aggregate_id: Uuid, writer: Uuid) {
     let _ = sqlx::query(
         "update api.aggregate_heads set pending_since = now() - interval '1 hour'
-          where aggregate_id = $1 and pending_version is not null",
+          where aggregate_id = $1 and pending_writer = $2",
     )
     .bind(aggregate_id)
+    .bind(writer)
     .execute(&state.db)
     .await;
 }

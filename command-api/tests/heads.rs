@@ -2,7 +2,8 @@
 //! share statements and each row still gets its own compare-and-set answer; two marks of one
 //! head in one batch give one winner; a batch that fails answers every request in it with an
 //! error (the commands answer 503), never with a guess; a head an instance remembers having
-//! written is read again once another instance has moved it.
+//! written is read again once another instance has moved it; batches over the same heads in
+//! any order never deadlock; a mark slower than its window is not followed by an append.
 
 mod helpers;
 
@@ -40,7 +41,7 @@ async fn concurrent_marks_share_statements_and_each_gets_its_own_answer() {
     let ids: Vec<Uuid> = (0..300).map(|_| Uuid::now_v7()).collect();
     let marks = ids
         .iter()
-        .map(|&id| heads.mark(id, "climbing_session", 0, 1, json!({"n": 1})));
+        .map(|&id| heads.mark(id, "climbing_session", (0, 1), json!({"n": 1}), id));
     let marked = futures::future::join_all(marks).await;
     assert!(marked.iter().all(|m| *m == Ok(true)), "{marked:?}");
     let (statements, rows) = batch_rows(&state, "mark");
@@ -52,23 +53,28 @@ async fn concurrent_marks_share_statements_and_each_gets_its_own_answer() {
     // Every head is pending at 1; marking again at 0 fails, whatever the batch.
     let again = ids
         .iter()
-        .map(|&id| heads.mark(id, "climbing_session", 0, 1, json!({})));
+        .map(|&id| heads.mark(id, "climbing_session", (0, 1), json!({}), Uuid::now_v7()));
     assert!(
         futures::future::join_all(again)
             .await
             .iter()
             .all(|m| *m == Ok(false))
     );
-    // Moving every other head; the rest stay pending.
+    // A move names the mark's writer: another writer's move of the same version does nothing.
+    assert_eq!(
+        heads.settle(ids[1], 1, Uuid::now_v7(), None).await,
+        Ok(false)
+    );
+    // Moving every other head (each mark's writer is its id here); the rest stay pending.
     let moves = ids
         .iter()
         .step_by(2)
-        .map(|&id| heads.settle(id, 1, Some("p".into())));
+        .map(|&id| heads.settle(id, 1, id, Some("p".into())));
     assert!(
         futures::future::join_all(moves)
             .await
             .iter()
-            .all(Result::is_ok)
+            .all(|moved| *moved == Ok(true))
     );
     let reads = ids.iter().map(|&id| heads.read(id));
     let read = futures::future::join_all(reads).await;
@@ -85,13 +91,25 @@ async fn concurrent_marks_share_statements_and_each_gets_its_own_answer() {
     // A moved head marks at its new version, and not at a version it has passed.
     assert_eq!(
         heads
-            .mark(ids[0], "climbing_session", 1, 2, json!({}))
+            .mark(
+                ids[0],
+                "climbing_session",
+                (1, 2),
+                json!({}),
+                Uuid::now_v7()
+            )
             .await,
         Ok(true)
     );
     assert_eq!(
         heads
-            .mark(ids[2], "climbing_session", 0, 1, json!({}))
+            .mark(
+                ids[2],
+                "climbing_session",
+                (0, 1),
+                json!({}),
+                Uuid::now_v7()
+            )
             .await,
         Ok(false)
     );
@@ -112,9 +130,13 @@ async fn many_marks_of_one_head_at_once_have_exactly_one_winner() {
         // Half through each of two instances: some share a batch, some race across batches.
         let marks = (0..40).map(|i| {
             let state = if i % 2 == 0 { &first } else { &second };
-            state
-                .heads
-                .mark(id, "climbing_session", 0, 1, json!({ "writer": i }))
+            state.heads.mark(
+                id,
+                "climbing_session",
+                (0, 1),
+                json!({ "writer": i }),
+                Uuid::now_v7(),
+            )
         });
         let marked = futures::future::join_all(marks).await;
         let winners = marked.iter().filter(|m| **m == Ok(true)).count();
@@ -146,14 +168,17 @@ async fn a_failed_batch_answers_every_request_with_an_error() {
     let ids: Vec<Uuid> = (0..20).map(|_| Uuid::now_v7()).collect();
     let marks = ids
         .iter()
-        .map(|&id| broken.mark(id, "climbing_session", 0, 1, json!({})));
+        .map(|&id| broken.mark(id, "climbing_session", (0, 1), json!({}), id));
     let marked = futures::future::join_all(marks).await;
     assert!(
         marked.iter().all(|m| *m == Err(HeadsUnavailable)),
         "{marked:?}"
     );
     assert_eq!(broken.read(ids[0]).await, Err(HeadsUnavailable));
-    assert_eq!(broken.settle(ids[0], 1, None).await, Err(HeadsUnavailable));
+    assert_eq!(
+        broken.settle(ids[0], 1, ids[0], None).await,
+        Err(HeadsUnavailable)
+    );
     // Nothing was written: the working state sees no head.
     assert_eq!(state.heads.read(ids[0]).await, Ok(None));
 }
@@ -230,7 +255,14 @@ async fn a_remembered_head_that_another_instance_moved_is_read_again() {
     .expect("started");
     assert_eq!(written.version, 1);
     assert_eq!(first.heads.written(session_id).map(|(v, _)| v), Some(1));
+    // Decided on the head it wrote: no read.
+    let reads = batch_rows(&first, "read").0;
     assert_eq!(log(&first, None).await.expect("first logs").version, 2);
+    assert_eq!(
+        batch_rows(&first, "read").0,
+        reads,
+        "the remembered head was read"
+    );
     // The second instance moves the head to 3; the first still remembers 2.
     assert_eq!(log(&second, Some(2)).await.expect("second logs").version, 3);
     assert_eq!(first.heads.written(session_id).map(|(v, _)| v), Some(2));
@@ -241,8 +273,8 @@ async fn a_remembered_head_that_another_instance_moved_is_read_again() {
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
-    // Without If-Match the first instance's remembered head fails its mark, is read again,
-    // and the attempt goes on top of the second instance's.
+    // Without If-Match the first instance reads the head (the refusal above was decided on a
+    // read head, and it forgot the remembered one) and goes on top of the second instance's.
     assert_eq!(
         log(&first, None).await.expect("first logs again").version,
         4
@@ -257,4 +289,127 @@ async fn a_remembered_head_that_another_instance_moved_is_read_again() {
         serde_json::from_value(head.state.expect("state")).expect("session state");
     assert_eq!((head.version, state.attempts.len()), (4, 3));
     assert_eq!(app.env.records_in(&app.sessions_topic()), 4);
+}
+
+/// Batches from two instances over the same few aggregates, in every order: row locks are
+/// taken in id order, so no two statements deadlock (PostgreSQL would fail one of them and
+/// every command in it), and each version still has one winner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_over_the_same_heads_in_any_order_never_deadlock() {
+    let app = TestApp::api_only().await;
+    let first = AppState::connect(api_config(&app.env))
+        .await
+        .expect("state");
+    let second = AppState::connect(api_config(&app.env))
+        .await
+        .expect("state");
+    let ids: Vec<Uuid> = (0..8).map(|_| Uuid::now_v7()).collect();
+    for round in 0..30_i64 {
+        // Every writer tries every head at this round's version, in its own order.
+        let tries = (0..16).flat_map(|writer| {
+            let state = if writer % 2 == 0 { &first } else { &second };
+            let mut order = ids.clone();
+            order.rotate_left(writer % ids.len());
+            if writer % 3 == 0 {
+                order.reverse();
+            }
+            order.into_iter().map(move |id| {
+                let token = Uuid::now_v7();
+                async move {
+                    let marked = state
+                        .heads
+                        .mark(id, "climbing_session", (round, round + 1), json!({}), token)
+                        .await;
+                    if marked == Ok(true) {
+                        let moved = state.heads.settle(id, round + 1, token, None).await;
+                        assert_eq!(moved, Ok(true));
+                    }
+                    (id, marked)
+                }
+            })
+        });
+        let results = futures::future::join_all(tries).await;
+        for id in &ids {
+            let answers: Vec<_> = results.iter().filter(|(i, _)| i == id).collect();
+            assert!(
+                answers.iter().all(|(_, m)| m.is_ok()),
+                "round {round}: {answers:?}"
+            );
+            let winners = answers.iter().filter(|(_, m)| *m == Ok(true)).count();
+            assert_eq!(winners, 1, "round {round}");
+        }
+    }
+}
+
+/// A mark that takes longer than its window (here: the head's row held locked by someone
+/// else for 1.2 s) must not be followed by an append, since other writers may settle the mark
+/// from the log before the append lands. The command answers 503; nothing is appended; the
+/// next command settles the mark from the log (not appended) and takes the version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mark_slower_than_its_window_is_not_followed_by_an_append() {
+    let app = TestApp::api_only().await;
+    let state = AppState::connect(api_config(&app.env))
+        .await
+        .expect("state");
+    let (user, session_id) = (Uuid::now_v7(), Uuid::now_v7());
+    let command = Command::new(Actor::user(user), &HeaderMap::new());
+    let started = SessionStarted {
+        session_id,
+        user_id: user,
+        started_at: cruxlog_schemas::envelope::truncate_to_micros(chrono::Utc::now()),
+        discipline: Discipline::Boulder,
+        indoor: true,
+        location_name: None,
+        planned_minutes: None,
+    };
+    writer::execute(
+        &state,
+        &command,
+        aggregate::CLIMBING_SESSION,
+        session_id,
+        None,
+        |s| domain::start(s, &started),
+    )
+    .await
+    .expect("started");
+    let log = || {
+        let event = attempt(session_id, user);
+        let (state, command) = (state.clone(), command.clone());
+        async move {
+            writer::execute(
+                &state,
+                &command,
+                aggregate::CLIMBING_SESSION,
+                session_id,
+                None,
+                |s| domain::log_attempt(s, &event),
+            )
+            .await
+        }
+    };
+    let admin = sqlx::PgPool::connect(&app.env.database_url)
+        .await
+        .expect("db");
+    let mut blocker = admin.begin().await.expect("begin");
+    sqlx::query("select 1 from api.aggregate_heads where aggregate_id = $1 for update")
+        .bind(session_id)
+        .execute(&mut *blocker)
+        .await
+        .expect("lock");
+    let slow = tokio::spawn(log());
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    blocker.commit().await.expect("release");
+    let answer = slow.await.expect("joins");
+    assert!(
+        matches!(answer, Err(ApiError::LogUnavailable)),
+        "{answer:?}"
+    );
+    assert_eq!(
+        app.env.records_in(&app.sessions_topic()),
+        1,
+        "nothing appended"
+    );
+    // The next command finds the expired mark, settles it from the log and logs at 2.
+    assert_eq!(log().await.expect("logs").version, 2);
+    assert_eq!(app.env.records_in(&app.sessions_topic()), 2);
 }
