@@ -12,7 +12,7 @@ use axum::{
 use cruxlog_schemas::{
     Actor, ActorRole,
     events::{
-        Sealed, UserRegistered, aggregate,
+        Role, RoleGranted, Sealed, UserRegistered, aggregate,
         sealed::{ContactDetails, Credential},
     },
 };
@@ -167,21 +167,20 @@ pub(crate) async fn register(
         user_id: Some(user_id),
         role: ActorRole::User,
     };
-    let position = register_user(&state, &command, user_id, body, false).await?;
+    let position = register_user(&state, &command, user_id, body).await?;
     let mut tokens = issue(&state, user_id, false).await?;
     tokens.position = Some(position.to_string());
     let response = (StatusCode::CREATED, Json(tokens)).into_response();
     Ok(command::with_position(response, &position, Some("/v1/me")))
 }
 
-/// Claims the email, appends `UserRegistered` (and `RoleGranted` for an admin), then
-/// activates the account. A failed append gives the email back.
+/// Claims the email, appends `UserRegistered`, then activates the account. A failed append
+/// gives the email back.
 async fn register_user(
     state: &AppState,
     command: &Command,
     user_id: Uuid,
     body: Register,
-    admin: bool,
 ) -> Result<crate::position::Position> {
     let email = passwords::normalize_email(&body.email);
     let email_key = passwords::email_key(
@@ -208,7 +207,7 @@ async fn register_user(
         locale: body.locale,
     };
     let appended = writer::execute(state, command, aggregate::USER, user_id, None, |s| {
-        user_domain::register(s, &event, admin)
+        user_domain::register(s, &event)
     })
     .await
     .and_then(|written| {
@@ -372,7 +371,19 @@ pub async fn create_admin(
     body.validate()?;
     let user_id = Uuid::now_v7();
     let command = Command::new(Actor::system(), &HeaderMap::new());
-    register_user(state, &command, user_id, body, true).await?;
+    register_user(state, &command, user_id, body).await?;
+    let grant = RoleGranted {
+        user_id,
+        role: Role::Admin,
+    };
+    writer::execute(state, &command, aggregate::USER, user_id, None, |s| {
+        user_domain::grant(s, &grant)
+    })
+    .await
+    .map_err(|error| {
+        tracing::error!(%user_id, %error, "the account exists but the admin role was not granted");
+        error
+    })?;
     Ok(user_id)
 }
 

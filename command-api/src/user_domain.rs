@@ -25,26 +25,21 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
-/// A new account, optionally an admin from the start (the operator's `create-admin`).
-pub fn register(
-    state: Option<UserState>,
-    event: &UserRegistered,
-    admin: bool,
-) -> Decision<UserState> {
+/// A new account. (The operator's `create-admin` grants `admin` in a second command: every
+/// command appends at most one event per aggregate, so a half-done append cannot exist for
+/// the log settlement of ADR 0009 to misjudge.)
+pub fn register(state: Option<UserState>, event: &UserRegistered) -> Decision<UserState> {
     if let Some(state) = state {
         // The same registration re-run after a crash (keyed): nothing more to append.
         return Ok((vec![], state));
     }
-    let mut events = vec![NewEvent::new(event.clone())];
-    let mut roles = BTreeSet::new();
-    if admin {
-        events.push(NewEvent::new(RoleGranted {
-            user_id: event.user_id,
-            role: Role::Admin,
-        }));
-        roles.insert("admin".to_owned());
-    }
-    Ok((events, UserState { roles }))
+    let events = vec![NewEvent::new(event.clone())];
+    Ok((
+        events,
+        UserState {
+            roles: BTreeSet::new(),
+        },
+    ))
 }
 
 pub fn grant(state: Option<UserState>, event: &RoleGranted) -> Decision<UserState> {
