@@ -376,14 +376,27 @@ pub async fn create_admin(
         user_id,
         role: Role::Admin,
     };
-    writer::execute(state, &command, aggregate::USER, user_id, None, |s| {
-        user_domain::grant(s, &grant)
-    })
-    .await
-    .map_err(|error| {
-        tracing::error!(%user_id, %error, "the account exists but the admin role was not granted");
-        error
-    })?;
+    // The account exists now; granting is retried for a while (a broker outage between the
+    // two appends), since running the command again would find the email taken.
+    let mut tries = 0;
+    loop {
+        let granted = writer::execute(state, &command, aggregate::USER, user_id, None, |s| {
+            user_domain::grant(s, &grant)
+        })
+        .await;
+        match granted {
+            Ok(_) => break,
+            Err(error) if tries < 10 => {
+                tries += 1;
+                tracing::warn!(%user_id, %error, tries, "granting admin failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+            }
+            Err(error) => {
+                tracing::error!(%user_id, %error, "the account exists but the admin role was not granted");
+                return Err(error);
+            }
+        }
+    }
     Ok(user_id)
 }
 
