@@ -11,7 +11,12 @@ use std::time::Duration;
 
 use axum::http::HeaderMap;
 use cruxlog_command_api::{
-    AppState, command::Command, domain, error::ApiError, heads::HeadsUnavailable, writer,
+    AppState,
+    command::Command,
+    domain,
+    error::ApiError,
+    heads::HeadsUnavailable,
+    writer::{self, Written},
 };
 use cruxlog_schemas::{
     Actor,
@@ -24,6 +29,18 @@ use cruxlog_schemas::{
 use helpers::{TestApp, api_config};
 use serde_json::json;
 use uuid::Uuid;
+
+/// A test environment and two API states on it, as two instances would be.
+async fn two_instances() -> (TestApp, AppState, AppState) {
+    let app = TestApp::api_only().await;
+    let first = AppState::connect(api_config(&app.env))
+        .await
+        .expect("state");
+    let second = AppState::connect(api_config(&app.env))
+        .await
+        .expect("state");
+    (app, first, second)
+}
 
 fn batch_rows(state: &AppState, kind: &str) -> (u64, f64) {
     let histogram = state.metrics.head_batch_rows.with_label_values(&[kind]);
@@ -118,13 +135,7 @@ async fn concurrent_marks_share_statements_and_each_gets_its_own_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_marks_of_one_head_at_once_have_exactly_one_winner() {
-    let app = TestApp::api_only().await;
-    let first = AppState::connect(api_config(&app.env))
-        .await
-        .expect("state");
-    let second = AppState::connect(api_config(&app.env))
-        .await
-        .expect("state");
+    let (_app, first, second) = two_instances().await;
     for round in 0..20 {
         let id = Uuid::now_v7();
         // Half through each of two instances: some share a batch, some race across batches.
@@ -205,69 +216,89 @@ fn attempt(session_id: Uuid, user: Uuid) -> AttemptLogged {
     }
 }
 
+/// One user's climbing session, written through `writer::execute` as the API does.
+struct Session {
+    user: Uuid,
+    id: Uuid,
+    command: Command,
+}
+
+impl Session {
+    /// Starts a new session through `state`: its head is at version 1.
+    async fn start(state: &AppState) -> Self {
+        let (user, id) = (Uuid::now_v7(), Uuid::now_v7());
+        let session = Self {
+            user,
+            id,
+            command: Command::new(Actor::user(user), &HeaderMap::new()),
+        };
+        let started = SessionStarted {
+            session_id: id,
+            user_id: user,
+            started_at: cruxlog_schemas::envelope::truncate_to_micros(chrono::Utc::now()),
+            discipline: Discipline::Boulder,
+            indoor: true,
+            location_name: None,
+            planned_minutes: None,
+        };
+        let written = session
+            .execute(state, None, |s| domain::start(s, &started))
+            .await
+            .expect("started");
+        assert_eq!(written.version, 1);
+        session
+    }
+
+    /// Logs a new attempt through `state`.
+    async fn log(&self, state: &AppState, expected: Option<i64>) -> Result<Written, ApiError> {
+        let event = attempt(self.id, self.user);
+        self.execute(state, expected, |s| domain::log_attempt(s, &event))
+            .await
+    }
+
+    async fn execute(
+        &self,
+        state: &AppState,
+        expected: Option<i64>,
+        decide: impl Fn(Option<domain::SessionState>) -> writer::Decision<domain::SessionState>,
+    ) -> Result<Written, ApiError> {
+        let session = aggregate::CLIMBING_SESSION;
+        writer::execute(state, &self.command, session, self.id, expected, decide).await
+    }
+}
+
 /// An instance decides on the head it wrote last without reading it; when another instance
 /// has moved the head since, the mark at the remembered version fails and the head is read:
 /// nothing written by the other instance is lost, and `If-Match` still answers 409.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remembered_head_that_another_instance_moved_is_read_again() {
-    let app = TestApp::api_only().await;
-    let first = AppState::connect(api_config(&app.env))
-        .await
-        .expect("state");
-    let second = AppState::connect(api_config(&app.env))
-        .await
-        .expect("state");
-    let (user, session_id) = (Uuid::now_v7(), Uuid::now_v7());
-    let command = Command::new(Actor::user(user), &HeaderMap::new());
-    let started = SessionStarted {
-        session_id,
-        user_id: user,
-        started_at: cruxlog_schemas::envelope::truncate_to_micros(chrono::Utc::now()),
-        discipline: Discipline::Boulder,
-        indoor: true,
-        location_name: None,
-        planned_minutes: None,
-    };
-    let log = |state: &AppState, expected: Option<i64>| {
-        let event = attempt(session_id, user);
-        let (state, command) = (state.clone(), command.clone());
-        async move {
-            writer::execute(
-                &state,
-                &command,
-                aggregate::CLIMBING_SESSION,
-                session_id,
-                expected,
-                |s| domain::log_attempt(s, &event),
-            )
-            .await
-        }
-    };
-    let written = writer::execute(
-        &first,
-        &command,
-        aggregate::CLIMBING_SESSION,
-        session_id,
-        None,
-        |s| domain::start(s, &started),
-    )
-    .await
-    .expect("started");
-    assert_eq!(written.version, 1);
+    let (app, first, second) = two_instances().await;
+    let session = Session::start(&first).await;
+    let session_id = session.id;
     assert_eq!(first.heads.written(session_id).map(|(v, _)| v), Some(1));
     // Decided on the head it wrote: no read.
     let reads = batch_rows(&first, "read").0;
-    assert_eq!(log(&first, None).await.expect("first logs").version, 2);
+    assert_eq!(
+        session.log(&first, None).await.expect("first logs").version,
+        2
+    );
     assert_eq!(
         batch_rows(&first, "read").0,
         reads,
         "the remembered head was read"
     );
     // The second instance moves the head to 3; the first still remembers 2.
-    assert_eq!(log(&second, Some(2)).await.expect("second logs").version, 3);
+    assert_eq!(
+        session
+            .log(&second, Some(2))
+            .await
+            .expect("second logs")
+            .version,
+        3
+    );
     assert_eq!(first.heads.written(session_id).map(|(v, _)| v), Some(2));
     // A stale If-Match is refused with the current version, not the remembered one.
-    match log(&first, Some(2)).await {
+    match session.log(&first, Some(2)).await {
         Err(ApiError::VersionConflict { expected, current }) => {
             assert_eq!((expected, current), (2, 3))
         }
@@ -276,7 +307,11 @@ async fn a_remembered_head_that_another_instance_moved_is_read_again() {
     // Without If-Match the first instance reads the head (the refusal above was decided on a
     // read head, and it forgot the remembered one) and goes on top of the second instance's.
     assert_eq!(
-        log(&first, None).await.expect("first logs again").version,
+        session
+            .log(&first, None)
+            .await
+            .expect("first logs again")
+            .version,
         4
     );
     let head = first
@@ -296,13 +331,7 @@ async fn a_remembered_head_that_another_instance_moved_is_read_again() {
 /// every command in it), and each version still has one winner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_over_the_same_heads_in_any_order_never_deadlock() {
-    let app = TestApp::api_only().await;
-    let first = AppState::connect(api_config(&app.env))
-        .await
-        .expect("state");
-    let second = AppState::connect(api_config(&app.env))
-        .await
-        .expect("state");
+    let (_app, first, second) = two_instances().await;
     let ids: Vec<Uuid> = (0..8).map(|_| Uuid::now_v7()).collect();
     for round in 0..30_i64 {
         // Every writer tries every head at this round's version, in its own order.
@@ -351,42 +380,9 @@ async fn a_mark_slower_than_its_window_is_not_followed_by_an_append() {
     let state = AppState::connect(api_config(&app.env))
         .await
         .expect("state");
-    let (user, session_id) = (Uuid::now_v7(), Uuid::now_v7());
-    let command = Command::new(Actor::user(user), &HeaderMap::new());
-    let started = SessionStarted {
-        session_id,
-        user_id: user,
-        started_at: cruxlog_schemas::envelope::truncate_to_micros(chrono::Utc::now()),
-        discipline: Discipline::Boulder,
-        indoor: true,
-        location_name: None,
-        planned_minutes: None,
-    };
-    writer::execute(
-        &state,
-        &command,
-        aggregate::CLIMBING_SESSION,
-        session_id,
-        None,
-        |s| domain::start(s, &started),
-    )
-    .await
-    .expect("started");
-    let log = || {
-        let event = attempt(session_id, user);
-        let (state, command) = (state.clone(), command.clone());
-        async move {
-            writer::execute(
-                &state,
-                &command,
-                aggregate::CLIMBING_SESSION,
-                session_id,
-                None,
-                |s| domain::log_attempt(s, &event),
-            )
-            .await
-        }
-    };
+    let session = Session::start(&state).await;
+    let session_id = session.id;
+    let log = || session.log(&state, None);
     let admin = sqlx::PgPool::connect(&app.env.database_url)
         .await
         .expect("db");
@@ -396,7 +392,22 @@ async fn a_mark_slower_than_its_window_is_not_followed_by_an_append() {
         .execute(&mut *blocker)
         .await
         .expect("lock");
-    let slow = tokio::spawn(log());
+    let slow = {
+        let state = state.clone();
+        let event = attempt(session_id, session.user);
+        let command = session.command.clone();
+        tokio::spawn(async move {
+            writer::execute(
+                &state,
+                &command,
+                aggregate::CLIMBING_SESSION,
+                session_id,
+                None,
+                |s| domain::log_attempt(s, &event),
+            )
+            .await
+        })
+    };
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     blocker.commit().await.expect("release");
     let answer = slow.await.expect("joins");
