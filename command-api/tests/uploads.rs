@@ -118,6 +118,40 @@ async fn a_truncated_mp4_is_422_and_nothing_is_kept() {
     assert_eq!(store.files_left().await, Vec::<std::path::PathBuf>::new());
 }
 
+/// A phone's "fast start" MP4 has its index first: cut short, it still has a whole index and
+/// its full duration; the packets the index lists but the file lacks give it away.
+#[tokio::test]
+async fn a_truncated_fast_start_mp4_is_422_and_nothing_is_kept() {
+    let store = Store::new();
+    let work = tempfile::tempdir().expect("tempdir");
+    let path = work.path().join("faststart.mp4");
+    let target = path.to_str().expect("a UTF-8 path");
+    media::ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=25",
+        "-t",
+        "2",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        target,
+    ]);
+    let bytes = std::fs::read(&path).expect("the video");
+    let limits = UploadLimits::default();
+    let whole = receive_video(&store.blobs, &limits, None, None, Body::from(bytes.clone())).await;
+    assert!(whole.is_ok(), "the whole file is taken");
+    let cut = Body::from(bytes[..bytes.len() / 2].to_vec());
+    let store = Store::new();
+    let result = receive_video(&store.blobs, &limits, None, None, cut).await;
+    assert_eq!(field_of(result), "video");
+    assert_eq!(store.files_left().await, Vec::<std::path::PathBuf>::new());
+}
+
 #[tokio::test]
 async fn an_mpeg4_part_2_video_is_415_and_deleted() {
     let store = Store::new();

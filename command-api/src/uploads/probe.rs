@@ -5,6 +5,10 @@
 //! other files), only the `file` protocol is allowed, its output is capped, and it is killed
 //! after [`PROBE_TIMEOUT`] (and whenever the request is dropped), so a hostile or corrupt
 //! file gives a clear error, never a hang.
+//!
+//! It also reads every packet (`-count_packets`, demuxing only): a phone's "fast start" MP4
+//! has its index first, so a file cut short still has a whole index and a full duration, and
+//! only the packets the index promises but the file lacks give it away.
 
 use std::{path::Path, process::Stdio, time::Duration};
 
@@ -20,7 +24,7 @@ pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The JSON asked for is a few hundred bytes; more means hostile metadata.
 const MAX_OUTPUT: u64 = 256 * 1024;
 const ENTRIES: &str = "format=format_name,duration:format_tags=creation_time\
-    :stream=codec_name,width,height,avg_frame_rate,r_frame_rate,duration\
+    :stream=codec_name,width,height,avg_frame_rate,r_frame_rate,duration,nb_frames,nb_read_packets\
     :stream_disposition=attached_pic:stream_tags=rotate,creation_time\
     :stream_side_data=rotation";
 /// The only codecs the vision workers decode.
@@ -47,6 +51,7 @@ pub(crate) async fn probe_video(path: &Path) -> Result<VideoInfo, ApiError> {
         .args([
             "-select_streams",
             "v",
+            "-count_packets",
             "-show_entries",
             ENTRIES,
             "-of",
@@ -111,6 +116,10 @@ struct Stream {
     avg_frame_rate: Option<String>,
     r_frame_rate: Option<String>,
     duration: Option<String>,
+    /// Samples the index lists (absent for fragmented files).
+    nb_frames: Option<String>,
+    /// Packets actually read.
+    nb_read_packets: Option<String>,
     #[serde(default)]
     disposition: Disposition,
     #[serde(default)]
@@ -160,6 +169,13 @@ fn parse(json: &[u8]) -> Result<VideoInfo, ApiError> {
     let codec = stream.codec_name.as_deref().unwrap_or_default();
     if !CODECS.contains(&codec) {
         return Err(ApiError::UnsupportedMediaType(VIDEO_TYPES));
+    }
+    let count = |text: &Option<String>| text.as_deref().and_then(|t| t.parse::<u64>().ok());
+    if let (Some(listed), Some(read)) = (count(&stream.nb_frames), count(&stream.nb_read_packets))
+        && read < listed
+    {
+        tracing::info!(listed, read, "an upload lacks packets its index lists");
+        return Err(ApiError::invalid("video", UNREADABLE));
     }
     let seconds = [&container.duration, &stream.duration]
         .into_iter()
@@ -247,6 +263,20 @@ mod tests {
             info.recorded_at.map(|at| at.to_rfc3339()),
             Some("2024-05-01T10:00:00+00:00".to_owned())
         );
+    }
+
+    #[test]
+    fn fewer_packets_than_the_index_lists_is_a_cut_file() {
+        let stream = |read: &str| {
+            format!(r#"{{"codec_name": "h264", "width": 4, "height": 2, "nb_frames": "50"{read}}}"#)
+        };
+        assert!(probed(&stream(r#", "nb_read_packets": "50""#), MP4).is_ok());
+        assert!(
+            probed(&stream(""), MP4).is_ok(),
+            "no count: nothing to compare"
+        );
+        let cut = probed(&stream(r#", "nb_read_packets": "6""#), MP4);
+        assert!(matches!(cut, Err(ApiError::Validation(_))), "{cut:?}");
     }
 
     #[test]
