@@ -9,7 +9,7 @@
 #   stack.sh env                                   export lines for the services
 #   stack.sh reset   [kafka|postgres|all]          stop and delete the data (keeps installs)
 #   stack.sh kafka-cli TOOL [ARGS...]              run a Kafka CLI tool from the same jars
-#   stack.sh prune-tests                           drop what earlier test runs left (t_* databases and topics)
+#   stack.sh prune-tests                           drop what earlier test runs left (t_* databases, topics, object stores)
 #
 # Environment:
 #   CRUXLOG_LOCAL_DIR              data dir (default: <repo>/.local)
@@ -814,7 +814,11 @@ cmd_prune_tests() {
     bash "$0" kafka-cli topics --bootstrap-server "127.0.0.1:$KAFKA_PORT" --delete --topic 't_.*' >/dev/null 2>&1 ||
       log "prune-tests: deleting test topics failed (continuing)"
   fi
-  log "prune-tests: dropped $(wc -w <<<"$dbs") test databases and $topics test topics"
+  # the API tests' and benches' object stores (`<tmp>/cruxlog-blobs-<test env>`)
+  local blobs
+  blobs=$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'cruxlog-blobs-t_*' 2>/dev/null | wc -l)
+  find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'cruxlog-blobs-t_*' -exec rm -rf {} + 2>/dev/null || true
+  log "prune-tests: dropped $(wc -w <<<"$dbs") test databases, $topics test topics and $blobs test object stores"
 }
 
 main() {
