@@ -26,11 +26,7 @@ use cruxlog_command_api::{Application, auth::TokenKeys, config::Config};
 use cruxlog_runtime::{config::Secret, telemetry::TraceParent, testkit::TestEnv};
 use cruxlog_schemas::{
     Actor, ActorRole, Event, EventMeta,
-    events::{
-        AttemptDetails, AttemptLogged, AttemptResult, ClimbStyle, Discipline, SessionStarted,
-        aggregate,
-    },
-    grades::{Grade, GradeSystem},
+    events::{AttemptLogged, SessionStarted, aggregate},
 };
 use hdrhistogram::Histogram;
 use rdkafka::{
@@ -43,6 +39,9 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+#[path = "../tests/helpers/events.rs"]
+mod events;
 
 /// The service binary's allocator (`src/main.rs`), so the API here runs as it does there.
 #[global_allocator]
@@ -348,40 +347,14 @@ fn meta(user: Uuid, aggregate_id: Uuid, version: i64) -> EventMeta {
 
 fn session_event(user: Uuid) -> (&'static str, EventMeta, Vec<u8>) {
     let session_id = Uuid::now_v7();
-    let event = SessionStarted {
-        session_id,
-        user_id: user,
-        started_at: cruxlog_schemas::envelope::truncate_to_micros(chrono::Utc::now()),
-        discipline: Discipline::Boulder,
-        indoor: true,
-        location_name: None,
-        planned_minutes: Some(90),
-    };
+    let event = events::session_started(session_id, user);
     let meta = meta(user, session_id, 1);
     let value = cruxlog_schemas::encode(&meta, &event).expect("encodes");
     (SessionStarted::NAME, meta, value)
 }
 
 fn attempt_event(user: Uuid, session_id: Uuid, version: i64) -> (&'static str, EventMeta, Vec<u8>) {
-    let event = AttemptLogged {
-        session_id,
-        attempt_id: Uuid::now_v7(),
-        user_id: user,
-        attempted_at: cruxlog_schemas::envelope::truncate_to_micros(chrono::Utc::now()),
-        details: AttemptDetails {
-            route_id: None,
-            route_description: None,
-            grade: Grade::parse(GradeSystem::Fontainebleau, "6b+").ok(),
-            style: ClimbStyle::Boulder,
-            result: AttemptResult::Fail,
-            falls: 1,
-            duration_ms: None,
-            rpe: None,
-            beta: Vec::new(),
-            high_point_hold_id: None,
-            notes: None,
-        },
-    };
+    let event = events::attempt_logged(session_id, user);
     let meta = meta(user, session_id, version);
     let value = cruxlog_schemas::encode(&meta, &event).expect("encodes");
     (AttemptLogged::NAME, meta, value)

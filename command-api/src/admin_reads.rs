@@ -56,10 +56,7 @@ pub(crate) async fn users(
     _admin: Admin,
     ValidQuery(page): ValidQuery<Page>,
 ) -> Result<Json<Vec<UserLine>>> {
-    let limit = page.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid("limit", "must be between 1 and 200"));
-    }
+    let limit = crate::json::page_limit(page.limit, 50, 200)?;
     let users = sqlx::query_as(
         "select u.user_id, u.registered_at, u.erased_at,
                 coalesce(array_agg(r.role order by r.role) filter (where r.role is not null), '{}') as roles
@@ -280,10 +277,7 @@ pub(crate) async fn audit(
     _admin: Admin,
     ValidQuery(query): ValidQuery<AuditQuery>,
 ) -> Result<Json<Vec<serde_json::Value>>> {
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid("limit", "must be between 1 and 500"));
-    }
+    let limit = crate::json::page_limit(query.limit, 100, 500)?;
     let lines = sqlx::query_scalar(
         "select to_jsonb(a) from read.audit_log a
           where $1::uuid is null or a.subject_user_id = $1
@@ -337,10 +331,7 @@ pub(crate) async fn analyses(
     _admin: Admin,
     ValidQuery(query): ValidQuery<AnalysesQuery>,
 ) -> Result<Json<Vec<AnalysisLine>>> {
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid("limit", "must be between 1 and 500"));
-    }
+    let limit = crate::json::page_limit(query.limit, 100, 500)?;
     if let Some(status) = &query.status
         && !["requested", "completed", "failed"].contains(&status.as_str())
     {

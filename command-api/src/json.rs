@@ -108,6 +108,18 @@ pub fn symbol<T: DeserializeOwned>(text: &str) -> Option<T> {
     serde_json::from_value(serde_json::Value::String(text.to_ascii_uppercase())).ok()
 }
 
+/// A page size from `?limit=`: `default` when absent, 422 naming `limit` outside 1..=`max`.
+pub fn page_limit(limit: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {max}"),
+        ));
+    }
+    Ok(limit)
+}
+
 /// A path id: anything that is not a UUID names nothing (404, like an id that is not yours).
 pub fn path_id(text: &str) -> Result<uuid::Uuid, ApiError> {
     uuid::Uuid::parse_str(text).map_err(|_| ApiError::NotFound)

@@ -203,10 +203,7 @@ pub(crate) async fn list(
     caller: Caller,
     ValidQuery(params): ValidQuery<ListParams>,
 ) -> Result<Json<SessionPage>> {
-    let limit = params.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::invalid("limit", "must be between 1 and 100"));
-    }
+    let limit = crate::json::page_limit(params.limit, 20, 100)?;
     if let Some(discipline) = &params.discipline
         && Discipline::parse(discipline).is_none()
     {

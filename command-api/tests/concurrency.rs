@@ -5,10 +5,7 @@
 mod helpers;
 
 use cruxlog_command_api::AppState;
-use cruxlog_schemas::{
-    Actor, EventMeta,
-    events::{AttemptDetails, AttemptLogged, AttemptResult, ClimbStyle},
-};
+use cruxlog_schemas::{Actor, EventMeta};
 use helpers::{TestApp, api_config};
 use serde_json::Value;
 use uuid::Uuid;
@@ -179,25 +176,7 @@ async fn a_writer_that_died_after_kafka_acknowledged_is_settled_from_the_log() {
     let state = AppState::connect(api_config(&app.env))
         .await
         .expect("state");
-    let attempt = AttemptLogged {
-        session_id: session,
-        attempt_id: Uuid::now_v7(),
-        user_id: user,
-        attempted_at: cruxlog_schemas::envelope::truncate_to_micros(chrono::Utc::now()),
-        details: AttemptDetails {
-            route_id: None,
-            route_description: None,
-            grade: None,
-            style: ClimbStyle::Boulder,
-            result: AttemptResult::Fail,
-            falls: 0,
-            duration_ms: None,
-            rpe: None,
-            beta: vec![],
-            high_point_hold_id: None,
-            notes: None,
-        },
-    };
+    let attempt = helpers::events::attempt_logged(session, user);
     let meta = EventMeta::new(session, 2, Actor::user(user));
     state.log.append(&meta, &attempt).await.expect("appended");
 

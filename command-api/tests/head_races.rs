@@ -7,10 +7,7 @@ mod helpers;
 
 use axum::http::HeaderMap;
 use cruxlog_command_api::{AppState, command::Command, domain, writer};
-use cruxlog_schemas::{
-    Actor,
-    events::{Discipline, SessionStarted, aggregate},
-};
+use cruxlog_schemas::{Actor, events::aggregate};
 use helpers::{TestApp, api_config};
 use uuid::Uuid;
 
@@ -25,15 +22,7 @@ async fn creating_one_aggregate_many_times_at_once_appends_it_once() {
         .expect("state");
     let user = Uuid::now_v7();
     let session_id = Uuid::now_v7();
-    let event = SessionStarted {
-        session_id,
-        user_id: user,
-        started_at: cruxlog_schemas::envelope::truncate_to_micros(chrono::Utc::now()),
-        discipline: Discipline::Boulder,
-        indoor: true,
-        location_name: None,
-        planned_minutes: None,
-    };
+    let event = helpers::events::session_started(session_id, user);
     let command = Command::new(Actor::user(user), &HeaderMap::new());
     let tries = (0..10).map(|i| {
         let state = if i % 2 == 0 { &first } else { &second };

@@ -18,14 +18,7 @@ use cruxlog_command_api::{
     heads::HeadsUnavailable,
     writer::{self, Written},
 };
-use cruxlog_schemas::{
-    Actor,
-    events::{
-        AttemptDetails, AttemptLogged, AttemptResult, ClimbStyle, Discipline, SessionStarted,
-        aggregate,
-    },
-    grades::{Grade, GradeSystem},
-};
+use cruxlog_schemas::{Actor, events::aggregate};
 use helpers::{TestApp, api_config};
 use serde_json::json;
 use uuid::Uuid;
@@ -194,28 +187,6 @@ async fn a_failed_batch_answers_every_request_with_an_error() {
     assert_eq!(state.heads.read(ids[0]).await, Ok(None));
 }
 
-fn attempt(session_id: Uuid, user: Uuid) -> AttemptLogged {
-    AttemptLogged {
-        session_id,
-        attempt_id: Uuid::now_v7(),
-        user_id: user,
-        attempted_at: cruxlog_schemas::envelope::truncate_to_micros(chrono::Utc::now()),
-        details: AttemptDetails {
-            route_id: None,
-            route_description: None,
-            grade: Grade::parse(GradeSystem::Fontainebleau, "6a").ok(),
-            style: ClimbStyle::Boulder,
-            result: AttemptResult::Fail,
-            falls: 0,
-            duration_ms: None,
-            rpe: None,
-            beta: Vec::new(),
-            high_point_hold_id: None,
-            notes: None,
-        },
-    }
-}
-
 /// One user's climbing session, written through `writer::execute` as the API does.
 struct Session {
     user: Uuid,
@@ -232,15 +203,7 @@ impl Session {
             id,
             command: Command::new(Actor::user(user), &HeaderMap::new()),
         };
-        let started = SessionStarted {
-            session_id: id,
-            user_id: user,
-            started_at: cruxlog_schemas::envelope::truncate_to_micros(chrono::Utc::now()),
-            discipline: Discipline::Boulder,
-            indoor: true,
-            location_name: None,
-            planned_minutes: None,
-        };
+        let started = helpers::events::session_started(id, user);
         let written = session
             .execute(state, None, |s| domain::start(s, &started))
             .await
@@ -251,7 +214,7 @@ impl Session {
 
     /// Logs a new attempt through `state`.
     async fn log(&self, state: &AppState, expected: Option<i64>) -> Result<Written, ApiError> {
-        let event = attempt(self.id, self.user);
+        let event = helpers::events::attempt_logged(self.id, self.user);
         self.execute(state, expected, |s| domain::log_attempt(s, &event))
             .await
     }
@@ -394,7 +357,7 @@ async fn a_mark_slower_than_its_window_is_not_followed_by_an_append() {
         .expect("lock");
     let slow = {
         let state = state.clone();
-        let event = attempt(session_id, session.user);
+        let event = helpers::events::attempt_logged(session_id, session.user);
         let command = session.command.clone();
         tokio::spawn(async move {
             writer::execute(

@@ -30,7 +30,7 @@ use crate::{
     AppState,
     auth::Caller,
     command::{self, Command},
-    error::{ApiError, Result},
+    error::Result,
     json::{ValidJson, ValidQuery},
     sessions::STALE_HEADER,
     walls::{Problems, caught_up, domain::RouteState, head},
@@ -135,11 +135,7 @@ pub struct GhostList {
 
 impl ListParams {
     fn limit(&self) -> Result<i64> {
-        let limit = self.limit.unwrap_or(50);
-        if !(1..=100).contains(&limit) {
-            return Err(ApiError::invalid("limit", "must be between 1 and 100"));
-        }
-        Ok(limit)
+        crate::json::page_limit(self.limit, 50, 100)
     }
 }
 

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+pub(crate) mod events;
+
 use cruxlog_command_api::{Application, config::Config};
 use cruxlog_runtime::testkit::TestEnv;
 use cruxlog_schemas::ActorRole;
