@@ -134,7 +134,8 @@ pub(crate) async fn events(
 /// The event streams open on this instance, in all and per user.
 #[derive(Default)]
 pub struct Streams {
-    open: Mutex<(usize, HashMap<Uuid, usize>)>,
+    /// Open streams per user (no entry: none).
+    open: Mutex<HashMap<Uuid, usize>>,
 }
 
 /// One open stream's place; freed when dropped.
@@ -148,37 +149,26 @@ impl Streams {
     /// as many as allowed.
     pub fn open(self: &Arc<Self>, user: Uuid, limits: &HttpConfig) -> Result<Slot, ApiError> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let (total, per_user) = &mut *open;
-        let mine = per_user.entry(user).or_default();
-        if *total >= limits.max_event_streams || *mine >= limits.max_event_streams_per_user {
-            if *mine == 0 {
-                per_user.remove(&user);
-            }
+        let total: usize = open.values().sum();
+        let mine = open.get(&user).copied().unwrap_or(0);
+        if total >= limits.max_event_streams || mine >= limits.max_event_streams_per_user {
             return Err(ApiError::TooManyRequests(RETRY_STREAM_S));
         }
-        *mine += 1;
-        *total += 1;
+        *open.entry(user).or_default() += 1;
         Ok(Slot {
             streams: self.clone(),
             user,
         })
-    }
-
-    /// Streams open now on this instance.
-    pub fn count(&self) -> usize {
-        self.open.lock().unwrap_or_else(|e| e.into_inner()).0
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut open = self.streams.open.lock().unwrap_or_else(|e| e.into_inner());
-        let (total, per_user) = &mut *open;
-        *total = total.saturating_sub(1);
-        if let Some(mine) = per_user.get_mut(&self.user) {
-            *mine = mine.saturating_sub(1);
+        if let Some(mine) = open.get_mut(&self.user) {
+            *mine -= 1;
             if *mine == 0 {
-                per_user.remove(&self.user);
+                open.remove(&self.user);
             }
         }
     }

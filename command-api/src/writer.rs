@@ -130,6 +130,18 @@ where
     F: Fn(Option<S>) -> Decision<S>,
 {
     let writer = Uuid::now_v7();
+    // Two appends are not atomic: a writer dying between them would leave a half-done command
+    // that the log settlement (ADR 0009) cannot judge. No decision makes two; one that did is
+    // refused before anything is marked.
+    let decide = |current: Option<S>| {
+        let (events, next) = decide(current)?;
+        if events.len() > 1 {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "a command appends at most one event per aggregate"
+            )));
+        }
+        Ok((events, next))
+    };
     let Reserved {
         base,
         events,
@@ -143,14 +155,6 @@ where
         decide,
     )
     .await?;
-    if events.len() > 1 {
-        // Two appends are not atomic: a writer dying between them would leave a half-done
-        // command that the log settlement (ADR 0009) cannot judge. No decision makes two.
-        expire_pending(state, aggregate_id, writer).await;
-        return Err(ApiError::Internal(anyhow::anyhow!(
-            "a command appends at most one event per aggregate"
-        )));
-    }
     if !events.is_empty() && marked_at.elapsed() > MARK_WINDOW {
         // The mark took so long (a batch behind a locked row) that the append could end after
         // the mark looks stale to other writers, who would then settle it from a log that

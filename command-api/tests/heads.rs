@@ -3,7 +3,8 @@
 //! head in one batch give one winner; a batch that fails answers every request in it with an
 //! error (the commands answer 503), never with a guess; a head an instance remembers having
 //! written is read again once another instance has moved it; batches over the same heads in
-//! any order never deadlock; a mark slower than its window is not followed by an append.
+//! any order never deadlock; a mark slower than its window is not followed by an append; a
+//! decision with two events is refused before anything is written.
 
 mod helpers;
 
@@ -386,4 +387,33 @@ async fn a_mark_slower_than_its_window_is_not_followed_by_an_append() {
     // The next command finds the expired mark, settles it from the log and logs at 2.
     assert_eq!(log().await.expect("logs").version, 2);
     assert_eq!(app.env.records_in(&app.sessions_topic()), 2);
+}
+
+/// Two appends are not atomic, so a decision that makes two events is refused before anything
+/// is marked or appended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_with_two_events_is_refused_before_anything_is_written() {
+    let app = TestApp::api_only().await;
+    let state = AppState::connect(api_config(&app.env))
+        .await
+        .expect("state");
+    let (user, id) = (Uuid::now_v7(), Uuid::now_v7());
+    let command = Command::new(Actor::user(user), &HeaderMap::new());
+    let started = helpers::events::session_started(id, user);
+    let two = |s| {
+        let (mut events, next) = domain::start(s, &started)?;
+        events.push(writer::NewEvent::new(helpers::events::attempt_logged(
+            id, user,
+        )));
+        Ok((events, next))
+    };
+    let refused =
+        writer::execute(&state, &command, aggregate::CLIMBING_SESSION, id, None, two).await;
+    assert!(matches!(refused, Err(ApiError::Internal(_))), "{refused:?}");
+    assert_eq!(state.heads.read(id).await, Ok(None), "nothing marked");
+    assert_eq!(
+        app.env.records_in(&app.sessions_topic()),
+        0,
+        "nothing appended"
+    );
 }
