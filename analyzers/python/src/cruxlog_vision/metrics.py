@@ -135,10 +135,12 @@ def speeds(times_s: FloatArray, points: FloatArray) -> FloatArray:
     out = np.full(len(t), np.nan)
     if len(t) < 2:
         return out
-    for i in range(len(t)):
-        a, b = max(i - 1, 0), min(i + 1, len(t) - 1)
-        if b > a and t[b] > t[a]:
-            out[i] = float(np.linalg.norm(p[b] - p[a])) / float(t[b] - t[a])
+    idx = np.arange(len(t))
+    a, b = np.maximum(idx - 1, 0), np.minimum(idx + 1, len(t) - 1)
+    dt = t[b] - t[a]
+    ok = dt > 0
+    distance = np.linalg.norm(p[b[ok]] - p[a[ok]], axis=1)
+    out[ok] = distance / dt[ok]
     return out
 
 

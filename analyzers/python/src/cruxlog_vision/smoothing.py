@@ -45,25 +45,33 @@ def one_euro(
     prev_x = np.zeros(width)
     prev_dx = np.zeros(width)
     tau_d = 1.0 / (2.0 * math.pi * d_cutoff_hz)
-    for i in range(len(t)):
-        xi = flat[i]
-        valid = np.isfinite(xi)
-        dt = t[i] - prev_t
-        with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"):  # NaN times compare False; once, not per sample
+        for i in range(len(t)):
+            xi = flat[i]
+            valid = np.isfinite(xi)
+            dt = t[i] - prev_t
             running = valid & np.isfinite(prev_t) & (dt > 0) & (dt <= max_gap_s)
-        start = valid & ~running
-        out[i, start] = xi[start]
-        if running.any():
-            step = dt[running]
-            dx = (xi[running] - prev_x[running]) / step
-            dx_hat = prev_dx[running] + (dx - prev_dx[running]) / (1.0 + tau_d / step)
-            tau = 1.0 / (2.0 * math.pi * (min_cutoff_hz + beta * np.abs(dx_hat)))
-            x_hat = prev_x[running] + (xi[running] - prev_x[running]) / (1.0 + tau / step)
-            out[i, running] = x_hat
-            prev_x[running], prev_dx[running] = x_hat, dx_hat
-        prev_x[start], prev_dx[start] = xi[start], 0.0
-        prev_t[valid] = t[i]
-        prev_t[~valid] = np.nan
+            if running.all():  # the usual case, without the masks (same arithmetic)
+                dx_hat = prev_dx + ((xi - prev_x) / dt - prev_dx) / (1.0 + tau_d / dt)
+                tau = 1.0 / (2.0 * math.pi * (min_cutoff_hz + beta * np.abs(dx_hat)))
+                prev_x = prev_x + (xi - prev_x) / (1.0 + tau / dt)
+                prev_dx = dx_hat
+                out[i] = prev_x
+                prev_t[:] = t[i]
+                continue
+            start = valid & ~running
+            out[i, start] = xi[start]
+            if running.any():
+                step = dt[running]
+                dx = (xi[running] - prev_x[running]) / step
+                dx_hat = prev_dx[running] + (dx - prev_dx[running]) / (1.0 + tau_d / step)
+                tau = 1.0 / (2.0 * math.pi * (min_cutoff_hz + beta * np.abs(dx_hat)))
+                x_hat = prev_x[running] + (xi[running] - prev_x[running]) / (1.0 + tau / step)
+                out[i, running] = x_hat
+                prev_x[running], prev_dx[running] = x_hat, dx_hat
+            prev_x[start], prev_dx[start] = xi[start], 0.0
+            prev_t[valid] = t[i]
+            prev_t[~valid] = np.nan
     return out.reshape(x.shape)
 
 
