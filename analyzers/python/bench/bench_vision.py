@@ -74,7 +74,10 @@ class Timed:
             def run(*args: Any, **kwargs: Any) -> Any:
                 started = time.perf_counter()
                 try:
-                    return fn(*args, **kwargs)
+                    value = fn(*args, **kwargs)
+                    if name == "render":
+                        self.seconds["late_frames"] = float(value)
+                    return value
                 finally:
                     self.seconds[name] = time.perf_counter() - started
 
@@ -229,14 +232,14 @@ def ratio_part(short: Path, short_s: float, out: Path, tracker: PoseTracker, rep
     log(f"model alone: the tracker's process() in a tight loop over the {len(frames)} frames the "
         f"pipeline feeds it (every {step}th frame, {frames[0].shape[1]}x{frames[0].shape[0]}, "
         "pre-decoded), one thread; the pipeline runs the model on one thread too, decoding and "
-        "frame keeping on a second thread, drawing on two threads and x264 in ffmpeg.")  # fmt: skip
+        "frame keeping on a second thread, the video drawn on a third during the pose pass "
+        "(chunks it could not settle drawn after it on two threads), x264 in ffmpeg.")  # fmt: skip
     log(f"runs alternate model, pipeline, model, ... ({repeat} pipeline runs); each pipeline run "
         "is compared with the mean of the model runs just before and after it.")  # fmt: skip
-    log("run  model fps  whole call fps  ratio  no-video fps  ratio  pose pass  video+image  "
-        "other   load")  # fmt: skip
+    log("run  model fps  whole call fps  ratio  pose pass  after it (video)  other   drawn late"
+        "   load")  # fmt: skip
     raw, raw_cpu = raw_model_run(frames, tracker)
     ratios: list[float] = []
-    no_video: list[float] = []
     cpu_per_frame: list[float] = []
     raw_cpus = [raw_cpu]
     for run in range(1, repeat + 1):
@@ -246,19 +249,18 @@ def ratio_part(short: Path, short_s: float, out: Path, tracker: PoseTracker, rep
         model = (raw + after) / 2
         analysed = result["video"]["analysed_frames"]
         whole = analysed / total
-        analysis_only = analysed / (total - stages["render"])
         other = total - stages["pose"] - stages["render"]
         ratios.append(whole / model)
-        no_video.append(analysis_only / model)
         cpu_per_frame.append(stages["cpu"] / analysed)
-        log(f"{run:>3}  {model:9.1f}  {whole:14.1f}  {whole / model:5.2f}  {analysis_only:12.1f}  "
-            f"{analysis_only / model:5.2f}  {stages['pose']:7.2f} s  {stages['render']:9.2f} s  "
-            f"{other:4.2f} s  {os.getloadavg()[0]:4.1f}")  # fmt: skip
+        late = int(stages["late_frames"])
+        log(f"{run:>3}  {model:9.1f}  {whole:14.1f}  {whole / model:5.2f}  "
+            f"{stages['pose']:7.2f} s  {stages['render']:13.2f} s  {other:4.2f} s  "
+            f"{late:4d} of {analysed:<4d}  {os.getloadavg()[0]:4.1f}")  # fmt: skip
         raw = after
     stock = stock_fps(frames)
     del frames
     log(f"whole call / model     median {np.median(ratios):.2f} (min {min(ratios):.2f}, "
-        f"max {max(ratios):.2f}); without the video median {np.median(no_video):.2f}")  # fmt: skip
+        f"max {max(ratios):.2f})")  # fmt: skip
     log(f"CPU per analysed frame model alone {1000 * np.median(raw_cpus):.1f} ms, whole call "
         f"{1000 * np.median(cpu_per_frame):.1f} ms (all threads and ffmpeg)")  # fmt: skip
     log(f"stock mp.solutions.pose on the same frames {stock:.1f} frames/s (reference)")
@@ -272,7 +274,7 @@ def long_part(long: Path, long_s: float, out: Path, tracker: PoseTracker) -> Non
     log(f"wall time                {total:.1f} s  ({total / long_s:.2f} s per video-second, "
         f"load average {load:.1f} -> {os.getloadavg()[0]:.1f})")  # fmt: skip
     log(f"stages                   pose pass {stages['pose']:.1f} s, "
-        f"video+image {stages['render']:.1f} s, "
+        f"video after it {stages['render']:.1f} s ({int(stages['late_frames'])} frames), "
         f"other {total - stages['pose'] - stages['render']:.1f} s")  # fmt: skip
     log(f"CPU time                 {stages['cpu']:.1f} s (all threads and ffmpeg; "
         f"{stages['cpu'] / long_s:.2f} s per video-second)")  # fmt: skip

@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from cruxlog_vision.rules import Finding
+from cruxlog_vision.metrics import joint_angles
+from cruxlog_vision.rules import Finding, Kind
 from cruxlog_vision.video import Frame
 
 FloatArray = npt.NDArray[np.float64]
@@ -29,6 +30,9 @@ TRACE: Final = (0, 220, 255)
 MIN_VISIBILITY: Final = 0.5
 TRACE_S: Final = 4.0
 """The hip trace shows the last few seconds."""
+MAX_BANNER_LINES: Final = 4
+L_SHOULDER, L_ELBOW, L_WRIST = 11, 13, 15
+R_SHOULDER, R_ELBOW, R_WRIST = 12, 14, 16
 
 SKELETON: Final = (
     (11, 12), (11, 13), (13, 15), (12, 14), (14, 16), (11, 23), (12, 24), (23, 24),
@@ -119,20 +123,28 @@ def _box(frame: Frame, x0: int, y0: int, x1: int, y1: int, alpha: float = 0.55) 
         cv2.convertScaleAbs(region, dst=region, alpha=1 - alpha)  # in place, no float copy
 
 
-def draw_findings(frame: Frame, active: Sequence[Finding], hip: FloatArray | None) -> None:
+BannerLine = tuple[Kind, str]
+"""One line of the findings banner: the finding's kind (its colour) and its text."""
+
+
+def banner(findings: Sequence[Finding]) -> tuple[BannerLine, ...]:
+    """The banner lines of ``findings``, in their order."""
+    return tuple((f.kind, f"{f.code}: {f.explanation}") for f in findings)
+
+
+def draw_findings(frame: Frame, lines: Sequence[BannerLine], hip: FloatArray | None) -> None:
     """Banner lines for the active findings and a ring around the hips in their colour."""
     s = _scale(frame)
     line = round(24 * s)
     width = frame.shape[1]
-    if active:
-        _box(frame, 0, 0, width, line * len(active) + round(8 * s))
-    for i, f in enumerate(active):
-        colour = RED if f.kind == "ERROR" else GREEN
-        label = f"{f.code}: {f.explanation}"
+    if lines:
+        _box(frame, 0, 0, width, line * len(lines) + round(8 * s))
+    for i, (kind, label) in enumerate(lines):
+        colour = RED if kind == "ERROR" else GREEN
         max_chars = int(width / (11 * s))
         _text(frame, label[:max_chars], (round(8 * s), line * (i + 1)), colour)
-    if hip is not None and np.all(np.isfinite(hip)) and active:
-        colour = RED if any(f.kind == "ERROR" for f in active) else GREEN
+    if hip is not None and np.all(np.isfinite(hip)) and lines:
+        colour = RED if any(kind == "ERROR" for kind, _ in lines) else GREEN
         centre = (round(hip[0]), round(hip[1]))
         cv2.circle(frame, centre, round(28 * s), colour, max(2, round(4 * s)), cv2.LINE_AA)
 
@@ -163,8 +175,21 @@ def panel_rows(t_s: float, metrics: dict[str, float], moves_so_far: int) -> list
     return rows
 
 
+def live_rows(t_s: float, moves_so_far: int, keypoints: FloatArray) -> list[str]:
+    """The panel while the climb goes on: clock, moves so far and the elbow angles of this
+    frame's pose (``(33, 4)`` pixels; an arm not seen shows ``-``)."""
+    angles = []
+    for a, b, c in ((L_SHOULDER, L_ELBOW, L_WRIST), (R_SHOULDER, R_ELBOW, R_WRIST)):
+        joint = keypoints[[a, b, c]]
+        seen = bool(np.all(np.isfinite(joint[:, :2])) and np.all(joint[:, 3] >= MIN_VISIBILITY))
+        angle = float(joint_angles(joint[0, :2], joint[1, :2], joint[2, :2])) if seen else math.nan
+        angles.append(f"{angle:3.0f}" if math.isfinite(angle) else "  -")
+    return [f"t {t_s:5.1f} s   moves {moves_so_far}", f"elbows L {angles[0]}  R {angles[1]} deg"]
+
+
 def active_findings(findings: Sequence[Finding], t_ms: float) -> list[Finding]:
-    """The findings whose window contains ``t_ms``, errors first, at most four."""
+    """The findings whose window contains ``t_ms``, errors first, then in order of start (a
+    line keeps its place while it is shown), at most four."""
     on = [f for f in findings if f.start_ms <= t_ms <= f.end_ms]
-    on.sort(key=lambda f: (f.kind != "ERROR", -f.severity))
-    return on[:4]
+    on.sort(key=lambda f: (f.kind != "ERROR", f.start_ms, f.code))
+    return on[:MAX_BANNER_LINES]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -26,6 +27,7 @@ from cruxlog_vision.phases import Phases, find_phases
 from cruxlog_vision.pipeline import Overlay, PoseTrack, Progress, Tracker
 from cruxlog_vision.pose import MODEL_ID, Source
 from cruxlog_vision.protocol import InvalidInputError, JsonObject, json_type_name
+from cruxlog_vision.streaming import EarlyVideo
 from cruxlog_vision.tracks import body_tracks, smooth_keypoints
 from cruxlog_vision.video import ROTATIONS, VideoError, VideoInfo, frame_limit, probe
 
@@ -171,27 +173,36 @@ def _poses(
     limit: int,
     store: pipeline.FrameStore,
     progress: Progress | None,
+    poses: pipeline.PoseLog,
 ) -> PoseTrack:
     try:
         return pipeline.estimate_poses(
-            info, tracker, step=step, max_frames=limit, store=store, progress=progress
+            info, tracker, step=step, max_frames=limit, store=store, progress=progress, log=poses
         )
     except VideoError as exc:
         raise InvalidInputError(None, str(exc)) from exc
 
 
-def _analysis(
-    track: PoseTrack, params: MovementParams
-) -> tuple[Phases, dict[str, float], list[rules.Finding], JsonObject]:
-    """Metrics, findings and the comparison with earlier attempts of one pose track."""
+@dataclass(frozen=True, slots=True)
+class _Analysis:
+    phases: Phases
+    metrics: dict[str, float]
+    findings: list[rules.Finding]
+    comparison: JsonObject
+    overlay: Overlay
+
+
+def _analysis(track: PoseTrack, params: MovementParams) -> _Analysis:
+    """Metrics, findings, the comparison with earlier attempts and the overlay of one track."""
     analysed = len(track.frame_index)
     if track.found < max(MIN_POSE_FRAMES, MIN_POSE_SHARE * analysed):
         raise InvalidInputError(
             None, f"pose.no_person: a climber was found in {track.found} of {analysed} frames"
         )
+    smoothed = smooth_keypoints(track.times_s, track.keypoints)
     try:
         reacquired = (track.sources == Source.DETECTOR) | (track.sources == Source.BODY_SEED)
-        body = body_tracks(track.times_s, track.keypoints, breaks=reacquired)
+        body = body_tracks(track.times_s, smoothed, smooth=False, breaks=reacquired)
     except ValueError as exc:
         raise InvalidInputError(None, f"pose.no_person: {exc}") from exc
     phases = find_phases(body)
@@ -211,7 +222,25 @@ def _analysis(
         )
     )
     findings += rules.history_findings(comparison, len(history), window)
-    return phases, metrics, findings, comparison
+    overlay = Overlay(
+        keypoints=smoothed,
+        findings=findings,
+        metrics=metrics,
+        move_starts_s=[iv.start_s for iv in phases.moves],
+    )
+    return _Analysis(phases, metrics, findings, comparison, overlay)
+
+
+def _early_overlay(params: MovementParams) -> Callable[[PoseTrack], Overlay | None]:
+    """The analysis of the climb so far, for the video drawn during pass 1."""
+
+    def analyse(prefix: PoseTrack) -> Overlay | None:
+        try:
+            return _analysis(prefix, params).overlay
+        except InvalidInputError:
+            return None  # no climber yet: nothing is drawn early
+
+    return analyse
 
 
 def analyze(
@@ -222,21 +251,33 @@ def analyze(
     step = pipeline.sampling_step(info.fps, params.analysis_fps)
     limit = min(frame_limit(info), int((params.max_seconds + 1) * info.fps))
     out = params.out_dir
+    poses = pipeline.PoseLog()
     with (
         pipeline.FrameStore(info.width, info.height) as store,
-        pipeline.annotated_video(out / VIDEO_NAME, store.size, info.fps / step) as writer,
+        pipeline.annotated_video(out / VIDEO_NAME, store.size, info.fps / step) as video,
+        EarlyVideo(
+            poses,
+            store,
+            video,
+            _early_overlay(params),
+            expected_frames=pipeline.expected_frames(info, step, limit),
+        ) as early,
     ):
-        track = _poses(info, tracker, step, limit, store, progress)
-        phases, metrics, findings, comparison = _analysis(track, params)
-        overlay = Overlay(
-            keypoints=smooth_keypoints(track.times_s, track.keypoints),
-            findings=findings,
-            metrics=metrics,
-            move_starts_s=[iv.start_s for iv in phases.moves],
-        )
+        track = _poses(info, tracker, step, limit, store, progress, poses)
+        early.stop(wait=False)  # it finishes its chunk while the final analysis runs
+        done = _analysis(track, params)
+        early.stop()
         pipeline.render(
-            track, overlay, store, writer, image_out=out / IMAGE_NAME, progress=progress
+            track,
+            done.overlay,
+            store,
+            video,
+            image_out=out / IMAGE_NAME,
+            progress=progress,
+            drawn=early.drawn,
         )
+    phases, metrics = done.phases, done.metrics
+    findings, comparison = done.findings, done.comparison
     analysed = len(track.frame_index)
     history = [m for _, m in params.history]
     artifacts = {

@@ -34,6 +34,11 @@ QUIET_FEET_MAX_RATIO: Final = 0.2
 NOISY_FEET_MIN_RATIO: Final = 0.5
 SMOOTH_MIN: Final = 0.6
 HISTORY_MIN_CHANGE: Final = 0.10
+WHOLE_CLIMB: Final = frozenset(
+    {"QUIET_FEET", "SMOOTH_MOVEMENT", "IMPROVED_VS_HISTORY", "WORSE_VS_HISTORY"}
+)
+"""Codes of the verdicts on the whole climb: their window is the climb, and the annotated
+video shows them in its closing seconds rather than over every frame."""
 
 # metric -> (higher is better, words)
 COMPARED: Final[dict[str, tuple[bool, str]]] = {

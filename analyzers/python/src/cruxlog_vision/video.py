@@ -28,7 +28,7 @@ import queue
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -293,12 +293,17 @@ T = TypeVar("T")
 _END: Final = object()
 
 
-def prefetch(items: Iterable[T], depth: int = 8) -> Iterator[T]:
-    """Iterate ``items`` on a background thread, ``depth`` items ahead; errors are re-raised."""
+def prefetch(
+    items: Iterable[T], depth: int = 8, *, on_start: Callable[[], None] | None = None
+) -> Iterator[T]:
+    """Iterate ``items`` on a background thread, ``depth`` items ahead; errors are re-raised.
+    ``on_start`` runs first on that thread."""
     slots: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def produce() -> None:
+        if on_start is not None:
+            on_start()
         iterator = iter(items)
         try:
             for item in iterator:
