@@ -47,12 +47,12 @@ def store() -> pipeline.FrameStore:
     return s
 
 
-def overlay_of(track: PoseTrack, ghost: bool = False) -> Overlay:
+def overlay_of(track: PoseTrack, ghost_until: int = 0) -> Overlay:
     """A stand-in analysis: REACH once it has ended, SMOOTH always; GHOST (an error that the
-    final analysis does not confirm) while fewer than 80 frames are known."""
+    final analysis does not confirm) while fewer than ``ghost_until`` frames are known."""
     known_ms = track.times_s[-1] * 1000
     findings = [f for f in (REACH,) if f.end_ms <= known_ms] + [SMOOTH]
-    if ghost and len(track.times_s) < 80:
+    if len(track.times_s) < ghost_until:
         findings.append(GHOST)
     return Overlay(
         keypoints=smooth_keypoints(track.times_s, track.keypoints),
@@ -92,12 +92,12 @@ def red_pixels(path: Path) -> list[int]:
     return out
 
 
-def run(tmp_path: Path, ghost: bool, delay_s: float = 0.01) -> tuple[EarlyVideo, int, Path]:
+def run(tmp_path: Path, ghost_until: int, delay_s: float = 0.01) -> tuple[EarlyVideo, int, Path]:
     poses, frames = PoseLog(), store()
     path = tmp_path / "annotated.mp4"
     with pipeline.annotated_video(path, frames.size, RATE) as video:
         early = EarlyVideo(
-            poses, frames, video, lambda p: overlay_of(p, ghost), expected_frames=COUNT
+            poses, frames, video, lambda p: overlay_of(p, ghost_until), expected_frames=COUNT
         )
         with early:
             feed(poses, delay_s).join()
@@ -115,11 +115,11 @@ def run(tmp_path: Path, ghost: bool, delay_s: float = 0.01) -> tuple[EarlyVideo,
 
 
 def test_settled_chunks_are_drawn_during_the_pose_pass_and_kept(tmp_path: Path) -> None:
-    early, late, path = run(tmp_path, ghost=False)
+    early, late, path = run(tmp_path, ghost_until=0)
     assert pipeline.chunk_frames(RATE) == 40
     # chunks 0-2 end before the verdicts (frame 130) and a second before the newest pose
     assert sorted(early.drawn) == [0, 1, 2]
-    assert early.analyses == 3  # once per chunk
+    assert (early.analyses, early.redrawn) == (3, 0)  # once per chunk
     assert late == COUNT - 120  # only the chunk the early thread could not settle
     reds = red_pixels(path)
     assert len(reds) == COUNT
@@ -127,13 +127,22 @@ def test_settled_chunks_are_drawn_during_the_pose_pass_and_kept(tmp_path: Path) 
     assert error_at == list(range(50, 60)), error_at  # REACH, 5.0-5.9 s
 
 
-def test_a_chunk_drawn_from_a_finding_that_went_away_is_drawn_again(tmp_path: Path) -> None:
-    early, late, path = run(tmp_path, ghost=True)
-    ghost_line = annotate.banner([GHOST])[0]
-    assert any(ghost_line in p.findings for plans in early.drawn.values() for p in plans)
-    assert late == COUNT - 120 + 40  # chunk 0 (GHOST at 2-3 s) again, and the rest
+def test_a_chunk_whose_finding_went_away_meanwhile_is_drawn_again_early(tmp_path: Path) -> None:
+    # GHOST (2-3 s, chunk 0) is in the analyses of 50 rows, gone from that of 90
+    early, late, path = run(tmp_path, ghost_until=80)
+    assert early.redrawn == 1
+    assert late == COUNT - 120
     error_at = [i for i, n in enumerate(red_pixels(path)) if n > 30]
     assert error_at == list(range(50, 60)), error_at  # no trace of GHOST
+
+
+def test_a_chunk_whose_finding_went_away_at_the_end_is_drawn_again_after(tmp_path: Path) -> None:
+    early, late, path = run(tmp_path, ghost_until=COUNT)  # only the final analysis lacks it
+    ghost_line = annotate.banner([GHOST])[0]
+    assert any(ghost_line in p.findings for p in early.drawn[0])
+    assert late == COUNT - 120 + 40  # chunk 0 again, and the rest
+    error_at = [i for i, n in enumerate(red_pixels(path)) if n > 30]
+    assert error_at == list(range(50, 60)), error_at
 
 
 def test_a_failing_early_analysis_leaves_the_whole_video_to_pass_2(tmp_path: Path) -> None:

@@ -54,8 +54,10 @@ Analyse = Callable[[PoseTrack], Overlay | None]
 class EarlyVideo:
     """A thread that draws chunks of ``video`` from the poses in ``poses`` as they come.
 
-    ``drawn`` maps each chunk it wrote to the plans it drew; :meth:`stop` ends the thread (after
-    the chunk it is writing) and must be called before pass 2 writes to ``video``."""
+    ``drawn`` maps each chunk it wrote to the plans it drew last (a chunk whose plans a later
+    analysis changed is drawn again, and the new version replaces the old in ``video``).
+    :meth:`stop` ends the thread (after the chunk it is writing) and must be called before
+    pass 2 writes to ``video``."""
 
     def __init__(
         self,
@@ -68,6 +70,8 @@ class EarlyVideo:
     ) -> None:
         self.drawn: dict[int, list[FramePlan]] = {}
         self.analyses = 0
+        self.redrawn = 0
+        """Chunks drawn again during pass 1 because a later analysis changed their plans."""
         self._poses = poses
         self._store = store
         self._video = video
@@ -124,18 +128,23 @@ class EarlyVideo:
                 continue
             last = min(last, self._before_open_findings(track, overlay, size))
             scaled = overlay.scaled(self._store.scale)
-            for k in range(next_chunk, last + 1):
+            # the chunks drawn before are planned again too: one whose plans moved with the
+            # longer climb is drawn again now, on this core, rather than after the pose pass
+            for k in range(last + 1):
                 if self._stop.is_set():
                     return
                 frames = range(k * size, (k + 1) * size)
                 plans = plan_frames(track.times_s, scaled, frames, self._verdict_from)
+                if self.drawn.get(k) == plans:
+                    continue
                 # drawn in full before the first frame goes out: a failure leaves no half chunk
                 images = [
                     draw_plan(self._store.frame(i), p) for i, p in zip(frames, plans, strict=True)
                 ]
                 self._video.write_chunk(k, images)
+                self.redrawn += k in self.drawn
                 self.drawn[k] = plans
-                next_chunk = k + 1
+            next_chunk = max(next_chunk, last + 1)
             want = max(want, (next_chunk + 1) * size + margin)
 
     @staticmethod
