@@ -223,7 +223,8 @@ def raw_model_run(frames: list[Frame], tracker: PoseTracker) -> tuple[float, flo
     return fps, (cpu_seconds() - cpu) / len(frames)
 
 
-def ratio_part(short: Path, short_s: float, out: Path, tracker: PoseTracker, repeat: int) -> None:
+def ratio_part(short: Path, short_s: float, out: Path, tracker: PoseTracker, repeat: int) -> float:
+    """Prints the figures; returns the model's median frames/s alone."""
     log(f"\n## pipeline vs the pose model alone ({short_s:g} s clip, 1280x720, 30 fps)")
     step = pipeline.sampling_step(30.0, DEFAULT_ANALYSIS_FPS)
     # like with like: the very frames the pipeline hands the model (same decoder, every step-th
@@ -239,6 +240,7 @@ def ratio_part(short: Path, short_s: float, out: Path, tracker: PoseTracker, rep
     log("run  model fps  whole call fps  ratio  pose pass  after it (video)  other   drawn late"
         "   load")  # fmt: skip
     raw, raw_cpu = raw_model_run(frames, tracker)
+    models = [raw]
     ratios: list[float] = []
     cpu_per_frame: list[float] = []
     raw_cpus = [raw_cpu]
@@ -257,6 +259,7 @@ def ratio_part(short: Path, short_s: float, out: Path, tracker: PoseTracker, rep
             f"{stages['pose']:7.2f} s  {stages['render']:13.2f} s  {other:4.2f} s  "
             f"{late:4d} of {analysed:<4d}  {os.getloadavg()[0]:4.1f}")  # fmt: skip
         raw = after
+        models.append(after)
     stock = stock_fps(frames)
     del frames
     log(f"whole call / model     median {np.median(ratios):.2f} (min {min(ratios):.2f}, "
@@ -264,13 +267,16 @@ def ratio_part(short: Path, short_s: float, out: Path, tracker: PoseTracker, rep
     log(f"CPU per analysed frame model alone {1000 * np.median(raw_cpus):.1f} ms, whole call "
         f"{1000 * np.median(cpu_per_frame):.1f} ms (all threads and ffmpeg)")  # fmt: skip
     log(f"stock mp.solutions.pose on the same frames {stock:.1f} frames/s (reference)")
+    return float(np.median(models))
 
 
-def long_part(long: Path, long_s: float, out: Path, tracker: PoseTracker) -> None:
+def long_part(
+    long: Path, long_s: float, out: Path, tracker: PoseTracker, model_fps: float | None
+) -> None:
     log(f"\n## {long_s:g} s clip, 1280x720, 30 fps, default settings "
         f"({DEFAULT_ANALYSIS_FPS:g} frames/s analysed)")  # fmt: skip
     load = os.getloadavg()[0]
-    _, total, stages = run_analysis(long, out / "long", tracker)
+    result, total, stages = run_analysis(long, out / "long", tracker)
     log(f"wall time                {total:.1f} s  ({total / long_s:.2f} s per video-second, "
         f"load average {load:.1f} -> {os.getloadavg()[0]:.1f})")  # fmt: skip
     log(f"stages                   pose pass {stages['pose']:.1f} s, "
@@ -278,6 +284,12 @@ def long_part(long: Path, long_s: float, out: Path, tracker: PoseTracker) -> Non
         f"other {total - stages['pose'] - stages['render']:.1f} s")  # fmt: skip
     log(f"CPU time                 {stages['cpu']:.1f} s (all threads and ffmpeg; "
         f"{stages['cpu'] / long_s:.2f} s per video-second)")  # fmt: skip
+    if model_fps:
+        analysed = result["video"]["analysed_frames"]
+        alone = analysed / model_fps
+        log(f"the model alone          {alone:.1f} s for these {analysed} frames at the ratio "
+            f"part's median {model_fps:.1f} frames/s: the whole call takes "
+            f"{total / alone:.2f}x that")  # fmt: skip
 
 
 def subsampling_part(short: Path, short_s: float, out: Path, tracker: PoseTracker) -> None:
@@ -320,10 +332,11 @@ def main() -> None:
     tracker = PoseTracker()
     tracker.process(np.zeros((64, 64, 3), np.uint8))  # load the models: the worker keeps them warm
     out = args.cache / "out"
+    model_fps = None
     if "ratio" in parts:
-        ratio_part(short, short_s, out, tracker, max(1, args.repeat))
+        model_fps = ratio_part(short, short_s, out, tracker, max(1, args.repeat))
     if "long" in parts:
-        long_part(long, long_s, out, tracker)
+        long_part(long, long_s, out, tracker, model_fps)
     if "subsampling" in parts:
         subsampling_part(short, short_s, out, tracker)
     if "detection" in parts:
