@@ -129,3 +129,19 @@ def test_ratio_of() -> None:
     within = np.array([True, True, False, False])
     assert m.ratio_of(mask, within) == 0.5
     assert math.isnan(m.ratio_of(mask, np.zeros(4, dtype=bool)))
+
+
+def test_speeds_match_central_differences_written_out() -> None:
+    rng = np.random.default_rng(3)
+    t = np.cumsum(rng.uniform(0.0, 0.2, 40))
+    t[10] = t[9]  # a repeated timestamp: no speed where the two neighbours share a time
+    t[11] = t[9]
+    p = rng.normal(0.0, 5.0, (40, 2))
+    p[20] = np.nan
+    expected = np.full(40, np.nan)
+    for i in range(40):
+        a, b = max(i - 1, 0), min(i + 1, 39)
+        if t[b] > t[a]:
+            expected[i] = math.hypot(*(p[b] - p[a])) / (t[b] - t[a])
+    assert np.allclose(m.speeds(t, p), expected, rtol=1e-12, atol=0, equal_nan=True)
+    assert np.isnan(m.speeds(t[:1], p[:1])).all()
