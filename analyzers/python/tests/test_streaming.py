@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from cruxlog_vision import annotate, pipeline
+from cruxlog_vision.encode import EncodeError
 from cruxlog_vision.pipeline import FramePlan, Overlay, PoseLog, PoseTrack
 from cruxlog_vision.pose import Source
 from cruxlog_vision.rules import Finding
@@ -212,3 +213,25 @@ def test_pose_log_hands_out_prefix_tracks(rows: int) -> None:
     assert poses.wait_for(5, 0.01) == 5
     poses.close()
     assert poses.wait_for(9, 5.0) == 5  # closed: no waiting
+
+
+def test_an_encoder_that_dies_during_the_pose_pass_fails_the_video_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    poses, frames = PoseLog(), store()
+
+    def analyse_while_x264_dies() -> None:
+        with pipeline.annotated_video(tmp_path / "annotated.mp4", frames.size, RATE) as video:
+            with EarlyVideo(poses, frames, video, overlay_of, expected_frames=COUNT) as early:
+                feeding = feed(poses, 0.01)
+                while not early.drawn and feeding.is_alive():
+                    time.sleep(0.01)
+                video._writer._proc.kill()  # after the first chunk
+                feeding.join()
+            track = poses.track()
+            image = tmp_path / "s.jpg"
+            pipeline.render(track, overlay_of(track), frames, video, image_out=image)
+
+    with pytest.raises(EncodeError):
+        analyse_while_x264_dies()
+    assert list(tmp_path.iterdir()) == []
