@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from cruxlog_vision.chunked import ChunkedVideo, split_gops
@@ -31,16 +33,24 @@ def new_video(path: Path, chunk: int = 4) -> ChunkedVideo:
     )
 
 
-def decoded_colours(path: Path) -> list[tuple[int, int, int]]:
+def decoded(path: Path) -> Iterator[npt.NDArray[np.uint8]]:
+    """Every frame of the video at ``path``, decoded by OpenCV (BGR)."""
     cap = cv2.VideoCapture(str(path))
+    try:
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                return
+            yield np.asarray(bgr, dtype=np.uint8)
+    finally:
+        cap.release()
+
+
+def decoded_colours(path: Path) -> list[tuple[int, int, int]]:
     out = []
-    while True:
-        ok, bgr = cap.read()
-        if not ok:
-            break
+    for bgr in decoded(path):
         b, g, r = (int(v) for v in bgr.reshape(-1, 3).mean(axis=0))
         out.append((r, g, b))
-    cap.release()
     return out
 
 

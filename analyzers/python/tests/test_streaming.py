@@ -6,7 +6,6 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -20,6 +19,7 @@ from cruxlog_vision.tracks import smooth_keypoints
 
 from . import synth
 from .synth import FloatArray
+from .test_chunked import decoded
 
 RATE = 10.0
 COUNT = 160  # 16 s: chunks of 40 frames, the last 30 frames are the verdicts
@@ -81,15 +81,10 @@ def feed(poses: PoseLog, delay_s: float) -> threading.Thread:
 
 def red_pixels(path: Path) -> list[int]:
     """Per decoded frame, how many pixels are clearly red (error banner text, error ring)."""
-    cap = cv2.VideoCapture(str(path))
     out = []
-    while True:
-        ok, bgr = cap.read()
-        if not ok:
-            break
+    for bgr in decoded(path):
         b, g, r = (bgr[:, :, c].astype(int) for c in range(3))
         out.append(int(np.count_nonzero((r > 160) & (g < 100) & (b < 100))))
-    cap.release()
     return out
 
 
