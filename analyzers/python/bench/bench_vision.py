@@ -12,7 +12,8 @@
 3. the accuracy cost of subsampling: keypoint error against the full-rate run and against the
    ground truth (the photo's pose carried by the transform that placed it), metric deltas;
 4. detection on back-view (face painted over) and front-view frames: the stock graph, our tracker
-   without and with the face-free start.
+   without and with the face-free start;
+5. (``--parts input``, not by default) the pose model fed smaller frames: speed and accuracy.
 
 Usage: ``python bench_vision.py [--quick] [--cache DIR] [--repeat N]
 [--parts ratio,long,subsampling,...]``.
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cruxlog_vision import pipeline
+from cruxlog_vision import pipeline, pose
 from cruxlog_vision import testvideo as tv
 from cruxlog_vision.movement import DEFAULT_ANALYSIS_FPS, analyze, parse_params
 from cruxlog_vision.pose import BODY, PoseTracker
@@ -168,6 +169,34 @@ def frame_errors(run: dict[int, FloatArray], other: dict[int, FloatArray]) -> Fl
     return np.array([error_px(run[i], other[i]) for i in run if i in other])
 
 
+def input_part(short: Path, short_s: float, out: Path, tracker: PoseTracker) -> None:
+    """The pose model fed smaller frames (``pose.MAX_POSE_SIDE``): its speed and accuracy."""
+    log(f"\n## pose model input size ({short_s:g} s clip, 1280x720, 10 frames/s analysed)")
+    tracker.reset()
+    reference = tracker.process(tv.person_image("camera"))
+    assert reference is not None
+    gt = truth(short_s, 30.0, reference.landmarks)
+    log("        long side  pose pass  found        px error vs truth (median)  moves  smoothness")
+    default, scaled = pose.MAX_POSE_SIDE, tracker.scale_to_roi
+    try:
+        for side, to_roi in ((1280, True), (1280, False), (960, False), (854, False), (640, False)):
+            pose.MAX_POSE_SIDE = side  # type: ignore[misc]  # a bench-only override
+            tracker.scale_to_roi = to_roi
+            name = f"side{side}{'-roi' if to_roi else ''}"
+            res, _, stages = run_analysis(short, out / name, tracker)
+            kp = keypoints_of(out / name)
+            err = np.nanmedian(frame_errors(kp, gt))
+            found, analysed = len(kp), res["video"]["analysed_frames"]
+            metrics = res["metrics"]
+            label = f"{side}{', to the ROI' if to_roi else ''}"
+            log(f"{label:>17}  {stages['pose']:7.2f} s  {found:3d} of {analysed:<4d}  {err:8.1f}"
+                f"                    {metrics.get('move_count', 0):5.0f}  "
+                f"{metrics.get('smoothness_ratio', float('nan')):.2f}")  # fmt: skip
+    finally:
+        pose.MAX_POSE_SIDE = default  # type: ignore[misc]
+        tracker.scale_to_roi = scaled
+
+
 def detection_table(tracker: PoseTracker, quick: bool) -> None:
     import mediapipe as mp
 
@@ -270,6 +299,10 @@ def ratio_part(short: Path, short_s: float, out: Path, tracker: PoseTracker, rep
     return float(np.median(models))
 
 
+def analysed_count(result: dict[str, Any]) -> int:
+    return int(result["video"]["analysed_frames"])
+
+
 def long_part(
     long: Path, long_s: float, out: Path, tracker: PoseTracker, model_fps: float | None
 ) -> None:
@@ -290,6 +323,14 @@ def long_part(
         log(f"the model alone          {alone:.1f} s for these {analysed} frames at the ratio "
             f"part's median {model_fps:.1f} frames/s: the whole call takes "
             f"{total / alone:.2f}x that")  # fmt: skip
+    # the model alone over this clip's own frames (its poses cost what they cost: re-acquiring
+    # a lost climber runs the model several times), pre-decoded: about 1.7 GB for 60 s
+    frames = sampled_frames(long, pipeline.sampling_step(30.0, DEFAULT_ANALYSIS_FPS))
+    own = len(frames) / raw_model_fps(frames, tracker)
+    del frames
+    log(f"the model alone          {own:.1f} s over this clip's {analysed_count(result)} frames, "
+        f"pre-decoded (after the call): the whole call takes {total / own:.2f}x that, "
+        f"{own / total:.2f} of the model's rate")  # fmt: skip
 
 
 def subsampling_part(short: Path, short_s: float, out: Path, tracker: PoseTracker) -> None:
@@ -339,6 +380,8 @@ def main() -> None:
         long_part(long, long_s, out, tracker, model_fps)
     if "subsampling" in parts:
         subsampling_part(short, short_s, out, tracker)
+    if "input" in parts:
+        input_part(short, short_s, out, tracker)
     if "detection" in parts:
         detection_table(tracker, args.quick)
     tracker.close()

@@ -11,7 +11,16 @@ import numpy.typing as npt
 import pytest
 
 from cruxlog_vision import testvideo as tv
-from cruxlog_vision.pose import BODY, MODEL_ID, PoseTracker, Source, person_box, seed_rois
+from cruxlog_vision.pose import (
+    BODY,
+    MODEL_ID,
+    PoseTracker,
+    Source,
+    _roi,
+    person_box,
+    seed_rois,
+)
+from cruxlog_vision.video import Frame
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -131,3 +140,40 @@ def test_person_box_and_seed_rois() -> None:
     assert rois[0].y_center == pytest.approx(0.5)
     assert rois[0].width == pytest.approx(1.25 * 60 / 200)
     assert rois[0].height == pytest.approx(1.25 * 60 / 100)
+
+
+def test_a_tracked_climber_is_tracked_on_a_smaller_frame_as_well(tracker: PoseTracker) -> None:
+    ref = reference(tracker, "camera")
+    scales: list[float] = []
+    real = tracker._tracked_scale
+
+    def spy(frame: Frame) -> float:
+        scales.append(real(frame))
+        return scales[-1]
+
+    tracker.scale_to_roi = False
+    full = track_rate(tracker, False, ref)
+    tracker.scale_to_roi = True
+    try:
+        tracker._tracked_scale = spy  # type: ignore[method-assign]
+        scaled = track_rate(tracker, False, ref)
+    finally:
+        del tracker._tracked_scale
+    assert min(scales) < 1.0  # the climber fills enough of the 960x540 frame
+    assert scales[0] == 1.0  # nothing tracked yet: the whole frame
+    assert all(s * 16 == round(s * 16) for s in scales)
+    assert scaled[0] >= full[0] - 0.05
+    assert scaled[1] >= full[1] - 0.1
+
+
+def test_a_small_climber_keeps_the_whole_frame(tracker: PoseTracker) -> None:
+    tracker.reset()
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    tracker._roi = _roi(0.5, 0.5, 0.1, 0.2)  # 144 px tall: less than TRACKED_ROI_PX
+    assert tracker._tracked_scale(frame) == 1.0
+    tracker._roi = _roi(0.5, 0.5, 0.4, 0.8)  # 576 px: 320 / 576 = 0.56, up to 9/16
+    assert tracker._tracked_scale(frame) == 9 / 16
+    tracker._roi = _roi(0.5, 0.5, 1.0, 1.0)  # never below half
+    assert tracker._tracked_scale(frame) == 0.5
+    tracker.reset()
+    assert tracker._tracked_scale(frame) == 1.0

@@ -24,6 +24,7 @@ Temporal smoothing is done afterwards over the whole track with real timestamps
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -39,6 +40,13 @@ BODY: Final = (11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
 """Shoulders, elbows, wrists, hips, knees, ankles: the landmarks a seed is judged on."""
 MAX_POSE_SIDE: Final = 1280
 """Frames with a longer side are scaled down first (the models see 224/256 px crops anyway)."""
+TRACKED_ROI_PX: Final = 320
+"""While a pose is tracked, the frame is scaled down as far as the tracked region keeps this
+many pixels on its long side.  The landmark model sees a 256x256 crop of that region, so more
+pixels add no detail, only time (converting and cropping a bigger frame): a climber who fills
+half of a 720p frame is tracked on a frame of about 830x470.  A small climber keeps the full
+frame, and so do detection and acquisition (nothing is tracked then)."""
+MIN_TRACKED_SCALE: Final = 0.5
 SEED_MIN_SCORE: Final = 0.35
 """Acquisition needs mean body visibility x share of body landmarks on the mask above this."""
 SEED_MIN_AREA: Final = 0.003
@@ -125,8 +133,10 @@ class PoseTracker:
         seed_without_face: bool = True,
         seed_every_s: float = 0.5,
         check_every_s: float = 1.5,
+        scale_to_roi: bool = True,
     ) -> None:
         self.seed_without_face = seed_without_face
+        self.scale_to_roi = scale_to_roi
         self.seed_every_s = seed_every_s
         self.check_every_s = check_every_s
         self._landmark = _graph(_LANDMARK_GRAPH)
@@ -152,13 +162,25 @@ class PoseTracker:
 
     def process(self, frame: Frame) -> PoseResult | None:
         """Pose of the climber in ``frame`` (RGB uint8), or None when nobody was found."""
-        image, scale = _model_input(frame)
+        image, scale = _model_input(frame, self._tracked_scale(frame))
         found = self._track(image)
         if found is None:
             return None
         landmarks, source = found
         landmarks[:, :2] /= scale
         return PoseResult(landmarks, source)
+
+    def _tracked_scale(self, frame: Frame) -> float:
+        """How far ``frame`` may be scaled down for the tracked ROI (1 when nothing is tracked),
+        in steps of 1/16 so that the size does not change with every frame."""
+        if self._roi is None or not self.scale_to_roi:
+            return 1.0
+        height, width = frame.shape[:2]
+        side = float(max(self._roi.width * width, self._roi.height * height))
+        if side <= 0:
+            return 1.0
+        wanted = max(MIN_TRACKED_SCALE, min(1.0, TRACKED_ROI_PX / side))
+        return min(1.0, math.ceil(wanted * 16) / 16)
 
     def _run_landmarks(self, image: Frame, roi: Any) -> tuple[npt.NDArray[np.float64], Any] | None:
         out = self._landmark.process({"image": image, "roi": roi})
@@ -262,9 +284,9 @@ def on_mask(landmarks: npt.NDArray[np.float64], mask: npt.NDArray[np.float32]) -
     return float(np.mean(inside & (mask[y, x] > MASK_ON)))
 
 
-def _model_input(frame: Frame) -> tuple[Frame, float]:
+def _model_input(frame: Frame, limit: float = 1.0) -> tuple[Frame, float]:
     height, width = frame.shape[:2]
-    scale = min(1.0, MAX_POSE_SIDE / max(height, width))
+    scale = min(limit, MAX_POSE_SIDE / max(height, width))
     if scale >= 1.0:
         return np.ascontiguousarray(frame), 1.0
     size = (max(1, round(width * scale)), max(1, round(height * scale)))

@@ -150,9 +150,15 @@ def _rotation_from_stream(stream: dict[str, object]) -> int:
     return 0
 
 
+DECODE_THREADS: Final = 1
+
+
 def _open(path: Path) -> cv2.VideoCapture:
     params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS]
     params += [cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS]
+    # one decoding thread: the decoder has a core to itself beside the pose model, and FFmpeg's
+    # frame threads (one per core by default) would also take turns on the model's core
+    params += [cv2.CAP_PROP_N_THREADS, DECODE_THREADS]
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, params)
     if not cap.isOpened():
         raise VideoError("video.unreadable", "OpenCV cannot open the file as a video")
