@@ -160,6 +160,14 @@ def truth(seconds: float, fps: float, reference: FloatArray) -> dict[int, FloatA
     return out
 
 
+def camera_truth(tracker: PoseTracker, seconds: float) -> dict[int, FloatArray]:
+    """The truth of a ``seconds`` long 30 fps clip of the ``camera`` photo, by frame."""
+    tracker.reset()
+    reference = tracker.process(tv.person_image("camera"))
+    assert reference is not None
+    return truth(seconds, 30.0, reference.landmarks)
+
+
 def error_px(a: FloatArray, b: FloatArray) -> float:
     use = [i for i in BODY if a[i, 3] >= 0.5 and b[i, 3] >= 0.5]
     return float(np.linalg.norm(a[use, :2] - b[use, :2], axis=1).mean()) if use else np.nan
@@ -172,10 +180,7 @@ def frame_errors(run: dict[int, FloatArray], other: dict[int, FloatArray]) -> Fl
 def input_part(short: Path, short_s: float, out: Path, tracker: PoseTracker) -> None:
     """The pose model fed smaller frames (``pose.MAX_POSE_SIDE``): its speed and accuracy."""
     log(f"\n## pose model input size ({short_s:g} s clip, 1280x720, 10 frames/s analysed)")
-    tracker.reset()
-    reference = tracker.process(tv.person_image("camera"))
-    assert reference is not None
-    gt = truth(short_s, 30.0, reference.landmarks)
+    gt = camera_truth(tracker, short_s)
     log("        long side  pose pass  found        px error vs truth (median)  moves  smoothness")
     default, scaled = pose.MAX_POSE_SIDE, tracker.scale_to_roi
     try:
@@ -252,8 +257,7 @@ def raw_model_run(frames: list[Frame], tracker: PoseTracker) -> tuple[float, flo
     return fps, (cpu_seconds() - cpu) / len(frames)
 
 
-def ratio_part(short: Path, short_s: float, out: Path, tracker: PoseTracker, repeat: int) -> float:
-    """Prints the figures; returns the model's median frames/s alone."""
+def ratio_part(short: Path, short_s: float, out: Path, tracker: PoseTracker, repeat: int) -> None:
     log(f"\n## pipeline vs the pose model alone ({short_s:g} s clip, 1280x720, 30 fps)")
     step = pipeline.sampling_step(30.0, DEFAULT_ANALYSIS_FPS)
     # like with like: the very frames the pipeline hands the model (same decoder, every step-th
@@ -269,7 +273,6 @@ def ratio_part(short: Path, short_s: float, out: Path, tracker: PoseTracker, rep
     log("run  model fps  whole call fps  ratio  pose pass  after it (video)  other   drawn late"
         "   load")  # fmt: skip
     raw, raw_cpu = raw_model_run(frames, tracker)
-    models = [raw]
     ratios: list[float] = []
     cpu_per_frame: list[float] = []
     raw_cpus = [raw_cpu]
@@ -288,7 +291,6 @@ def ratio_part(short: Path, short_s: float, out: Path, tracker: PoseTracker, rep
             f"{stages['pose']:7.2f} s  {stages['render']:13.2f} s  {other:4.2f} s  "
             f"{late:4d} of {analysed:<4d}  {os.getloadavg()[0]:4.1f}")  # fmt: skip
         raw = after
-        models.append(after)
     stock = stock_fps(frames)
     del frames
     log(f"whole call / model     median {np.median(ratios):.2f} (min {min(ratios):.2f}, "
@@ -296,16 +298,9 @@ def ratio_part(short: Path, short_s: float, out: Path, tracker: PoseTracker, rep
     log(f"CPU per analysed frame model alone {1000 * np.median(raw_cpus):.1f} ms, whole call "
         f"{1000 * np.median(cpu_per_frame):.1f} ms (all threads and ffmpeg)")  # fmt: skip
     log(f"stock mp.solutions.pose on the same frames {stock:.1f} frames/s (reference)")
-    return float(np.median(models))
 
 
-def analysed_count(result: dict[str, Any]) -> int:
-    return int(result["video"]["analysed_frames"])
-
-
-def long_part(
-    long: Path, long_s: float, out: Path, tracker: PoseTracker, model_fps: float | None
-) -> None:
+def long_part(long: Path, long_s: float, out: Path, tracker: PoseTracker) -> None:
     log(f"\n## {long_s:g} s clip, 1280x720, 30 fps, default settings "
         f"({DEFAULT_ANALYSIS_FPS:g} frames/s analysed)")  # fmt: skip
     load = os.getloadavg()[0]
@@ -317,28 +312,19 @@ def long_part(
         f"other {total - stages['pose'] - stages['render']:.1f} s")  # fmt: skip
     log(f"CPU time                 {stages['cpu']:.1f} s (all threads and ffmpeg; "
         f"{stages['cpu'] / long_s:.2f} s per video-second)")  # fmt: skip
-    if model_fps:
-        analysed = result["video"]["analysed_frames"]
-        alone = analysed / model_fps
-        log(f"the model alone          {alone:.1f} s for these {analysed} frames at the ratio "
-            f"part's median {model_fps:.1f} frames/s: the whole call takes "
-            f"{total / alone:.2f}x that")  # fmt: skip
     # the model alone over this clip's own frames (its poses cost what they cost: re-acquiring
     # a lost climber runs the model several times), pre-decoded: about 1.7 GB for 60 s
     frames = sampled_frames(long, pipeline.sampling_step(30.0, DEFAULT_ANALYSIS_FPS))
     own = len(frames) / raw_model_fps(frames, tracker)
     del frames
-    log(f"the model alone          {own:.1f} s over this clip's {analysed_count(result)} frames, "
-        f"pre-decoded (after the call): the whole call takes {total / own:.2f}x that, "
-        f"{own / total:.2f} of the model's rate")  # fmt: skip
+    log(f"the model alone          {own:.1f} s over this clip's "
+        f"{result['video']['analysed_frames']} frames, pre-decoded (after the call): the whole "
+        f"call takes {total / own:.2f}x that, {own / total:.2f} of the model's rate")  # fmt: skip
 
 
 def subsampling_part(short: Path, short_s: float, out: Path, tracker: PoseTracker) -> None:
     log(f"\n## subsampling cost ({short_s:g} s clip; 30 = every frame)")
-    tracker.reset()
-    reference = tracker.process(tv.person_image("camera"))
-    assert reference is not None
-    gt = truth(short_s, 30.0, reference.landmarks)
+    gt = camera_truth(tracker, short_s)
     runs: dict[float, tuple[dict[str, Any], dict[int, FloatArray], float]] = {}
     for fps in (30.0, 15.0, 10.0):
         res, secs, _ = run_analysis(short, out / f"fps{fps:g}", tracker, fps)
@@ -373,11 +359,10 @@ def main() -> None:
     tracker = PoseTracker()
     tracker.process(np.zeros((64, 64, 3), np.uint8))  # load the models: the worker keeps them warm
     out = args.cache / "out"
-    model_fps = None
     if "ratio" in parts:
-        model_fps = ratio_part(short, short_s, out, tracker, max(1, args.repeat))
+        ratio_part(short, short_s, out, tracker, max(1, args.repeat))
     if "long" in parts:
-        long_part(long, long_s, out, tracker, model_fps)
+        long_part(long, long_s, out, tracker)
     if "subsampling" in parts:
         subsampling_part(short, short_s, out, tracker)
     if "input" in parts:

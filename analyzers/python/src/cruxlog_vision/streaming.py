@@ -127,14 +127,15 @@ class EarlyVideo:
             if overlay is None:
                 continue
             last = min(last, self._before_open_findings(track, overlay, size))
-            scaled = overlay.scaled(self._store.scale)
             # the chunks drawn before are planned again too: one whose plans moved with the
             # longer climb is drawn again now, on this core, rather than after the pose pass
+            scaled = overlay.scaled(self._store.scale)
+            every = plan_frames(track.times_s, scaled, range((last + 1) * size), self._verdict_from)
             for k in range(last + 1):
                 if self._stop.is_set():
                     return
                 frames = range(k * size, (k + 1) * size)
-                plans = plan_frames(track.times_s, scaled, frames, self._verdict_from)
+                plans = every[k * size : (k + 1) * size]
                 if self.drawn.get(k) == plans:
                     continue
                 # drawn in full before the first frame goes out: a failure leaves no half chunk
