@@ -71,6 +71,8 @@ struct Figures {
     errors: u64,
     latency: Histogram<u64>,
     window: Duration,
+    /// The whole machine's CPU over the window, if `/proc/stat` could be read.
+    cpu: Option<CpuTime>,
 }
 
 impl Figures {
@@ -91,6 +93,123 @@ impl Figures {
             self.latency.max() as f64 / 1_000.0,
             self.done,
             self.errors
+        );
+        if let Some(cpu) = &self.cpu {
+            println!(
+                "  {:<22} CPU {:.0} us per command (machine busy {:.0} %, idle {:.0} %, stolen by the host {:.0} %)",
+                "",
+                cpu.busy_seconds() * 1e6 / self.done.max(1) as f64,
+                cpu.share(cpu.busy()),
+                cpu.share(cpu.idle),
+                cpu.share(cpu.steal)
+            );
+        }
+    }
+}
+
+/// Machine-wide CPU time in clock ticks from `/proc/stat` ("cpu" line): what the measured
+/// window cost, whoever spent it (API, load generator, PostgreSQL, Kafka), so that a run on
+/// a host that steals time can still be compared with another.
+#[derive(Clone, Copy, Default)]
+struct CpuTime {
+    user: u64,
+    system: u64,
+    idle: u64,
+    steal: u64,
+    total: u64,
+}
+
+impl CpuTime {
+    fn now() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .map(|field| field.parse().unwrap_or(0))
+            .collect();
+        let at = |i: usize| fields.get(i).copied().unwrap_or(0);
+        // user nice system idle iowait irq softirq steal (guest time is inside user).
+        Some(Self {
+            user: at(0) + at(1),
+            system: at(2) + at(5) + at(6),
+            idle: at(3) + at(4),
+            steal: at(7),
+            total: (0..8).map(at).sum(),
+        })
+    }
+
+    fn since(self, start: Self) -> Self {
+        Self {
+            user: self.user - start.user,
+            system: self.system - start.system,
+            idle: self.idle - start.idle,
+            steal: self.steal - start.steal,
+            total: self.total - start.total,
+        }
+    }
+
+    fn busy(&self) -> u64 {
+        self.user + self.system
+    }
+
+    fn busy_seconds(&self) -> f64 {
+        // USER_HZ is 100 on every Linux the stack runs on.
+        self.busy() as f64 / 100.0
+    }
+
+    fn share(&self, ticks: u64) -> f64 {
+        100.0 * ticks as f64 / self.total.max(1) as f64
+    }
+}
+
+/// Samples the machine's CPU time at the start and at the end of `window`.
+fn sample_cpu(window: Window) -> tokio::task::JoinHandle<Option<CpuTime>> {
+    tokio::spawn(async move {
+        tokio::time::sleep_until(window.from.into()).await;
+        let start = CpuTime::now()?;
+        tokio::time::sleep_until(window.until.into()).await;
+        Some(CpuTime::now()?.since(start))
+    })
+}
+
+/// The API's head statements (`cruxlog_api_head_batch_rows`): how many commands shared each.
+struct HeadBatches(prometheus::HistogramVec);
+
+impl HeadBatches {
+    const KINDS: [&str; 2] = ["read", "write"];
+
+    /// (statements, rows) so far, per kind.
+    fn totals(&self) -> Vec<(u64, f64)> {
+        Self::KINDS
+            .iter()
+            .map(|kind| {
+                let histogram = self.0.with_label_values(&[kind]);
+                (histogram.get_sample_count(), histogram.get_sample_sum())
+            })
+            .collect()
+    }
+
+    /// Statements per command and rows per statement since `before` (warm-up included).
+    fn print_since(&self, before: &[(u64, f64)], figures: &Figures) {
+        let commands = figures.done.max(1) as f64;
+        let line: Vec<String> = Self::KINDS
+            .iter()
+            .zip(self.totals().iter().zip(before))
+            .map(|(kind, ((count, sum), (count0, sum0)))| {
+                let statements = count - count0;
+                let rows = sum - sum0;
+                format!(
+                    "{kind} {statements} statements, {:.1} rows each",
+                    rows / statements.max(1) as f64
+                )
+            })
+            .collect();
+        println!(
+            "  {:<22} heads: {} ({commands:.0} commands measured)",
+            "",
+            line.join("; ")
         );
     }
 }
@@ -144,12 +263,13 @@ impl Tally {
     }
 }
 
-fn merge(tallies: Vec<Tally>, window: Window) -> Figures {
+fn merge(tallies: Vec<Tally>, window: Window, cpu: Option<CpuTime>) -> Figures {
     let mut figures = Figures {
         done: 0,
         errors: 0,
         latency: Tally::new().latency,
         window: window.until - window.from,
+        cpu,
     };
     for tally in tallies {
         figures.done += tally.done;
@@ -254,6 +374,7 @@ async fn run_api(
     requests: impl Fn(&Caller) -> Vec<Vec<u8>>,
 ) -> (Vec<Caller>, Figures) {
     let window = Window::after(settings);
+    let cpu = sample_cpu(window);
     let workers: Vec<_> = callers
         .into_iter()
         .map(|caller| {
@@ -268,7 +389,8 @@ async fn run_api(
         callers.push(caller);
         tallies.push(tally);
     }
-    (callers, merge(tallies, window))
+    let cpu = cpu.await.ok().flatten();
+    (callers, merge(tallies, window, cpu))
 }
 
 /// Creates each caller's sessions through the API (not measured).
@@ -308,6 +430,7 @@ async fn run_raw(
     attempts: bool,
 ) -> Figures {
     let window = Window::after(settings);
+    let cpu = sample_cpu(window);
     let workers: Vec<_> = callers
         .iter()
         .map(|caller| {
@@ -336,7 +459,7 @@ async fn run_raw(
     for worker in workers {
         tallies.push(worker.await.expect("worker"));
     }
-    merge(tallies, window)
+    merge(tallies, window, cpu.await.ok().flatten())
 }
 
 fn meta(user: Uuid, aggregate_id: Uuid, version: i64) -> EventMeta {
@@ -442,6 +565,7 @@ async fn main() {
 
     let app = Application::build(config).await.expect("api");
     let addr = app.http_addr().expect("bound");
+    let batches = HeadBatches(app.state().metrics.head_batch_rows.clone());
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run(shutdown.clone()));
 
@@ -464,14 +588,17 @@ async fn main() {
         settings.sessions_per_connection
     );
 
+    let before = batches.totals();
     let (callers, api_sessions) = run_api(callers, &settings, |caller| {
         vec![post("/v1/sessions", &caller.token, SESSION_BODY)]
     })
     .await;
     api_sessions.print("API POST /v1/sessions");
+    batches.print_since(&before, &api_sessions);
     let callers = create_sessions(callers, settings.sessions_per_connection).await;
     let raw_sessions = run_raw(&producer, &topic, timeout, &callers, &settings, false).await;
     raw_sessions.print("raw SessionStarted");
+    let before = batches.totals();
     let (callers, api_attempts) = run_api(callers, &settings, |caller| {
         caller
             .sessions
@@ -487,6 +614,7 @@ async fn main() {
     })
     .await;
     api_attempts.print("API POST .../attempts");
+    batches.print_since(&before, &api_attempts);
     let raw_attempts = run_raw(&producer, &topic, timeout, &callers, &settings, true).await;
     raw_attempts.print("raw AttemptLogged");
     shutdown.cancel();

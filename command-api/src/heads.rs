@@ -1,20 +1,21 @@
-//! Group commit for aggregate heads (W3, ADRs 0009 and 0012). Every command reads its
+//! Group commit for aggregate heads (W3, ADRs 0009, 0012 and 0013). Every command reads its
 //! aggregate's head, marks it pending before its append and moves it after; done one
 //! statement per command, those statements were most of the API's cost (the API without them
-//! served 3.7 times the commands). Here the reads, the marks and the moves of the commands in
-//! flight at the same moment go to PostgreSQL as one statement each over arrays: one round
-//! trip, and for marks one commit and one WAL flush, for all of them.
+//! served 3.7 times the commands). Here the reads of the commands in flight at the same moment
+//! go to PostgreSQL as one statement, and their marks and moves together as another, over
+//! arrays: one round trip, and for the writes one commit and one WAL flush, for all of them.
 //!
-//! The read and the move are planned for each batch (unnamed statements): a plan cached while
-//! the table was small (a sequential scan and a hash join) stayed in use as it grew, and the
-//! load bench ran at a third of its rate whenever that happened.
+//! The read is planned for each batch (an unnamed statement): a plan cached while the table
+//! was small (a sequential scan) stayed in use as it grew, and the load bench ran at a third
+//! of its rate whenever that happened. The write joins nothing and is prepared once.
 //!
 //! Nothing waits to fill a batch: a batch is whatever queued while the previous ones ran, so
 //! an idle API sends batches of one, as before. Each row of a batch keeps its own
 //! compare-and-set condition, so a batch decides exactly what the same rows would decide one
-//! by one. Two marks of one aggregate in one batch are not sent together (one statement cannot
-//! touch a row twice): the later one is answered "not marked", and its writer reads the head
-//! again, as it would after losing the race to a writer in another instance.
+//! by one. Two writes of one aggregate in one batch are not sent together (one statement
+//! cannot touch a row twice): a move goes first, and a second write, always a mark, is
+//! answered "not marked"; its writer reads the head again, as it would after losing the race
+//! to a writer in another instance.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -44,12 +45,11 @@ const CACHED_HEADS: usize = 50_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeadsUnavailable;
 
-/// Handle to the two batchers; cheap to clone.
+/// Handle to the batchers (reads; marks and moves); cheap to clone.
 #[derive(Clone)]
 pub struct Heads {
     reads: mpsc::Sender<Read>,
-    marks: mpsc::Sender<Mark>,
-    moves: mpsc::Sender<Move>,
+    writes: mpsc::Sender<Write>,
     written: Arc<Mutex<LruCache<Uuid, (i64, serde_json::Value)>>>,
 }
 
@@ -98,20 +98,14 @@ impl Heads {
         tokio::spawn(collect(read_queue, move |batch| {
             read_batch(read_db.clone(), read_metrics.clone(), stale_after, batch)
         }));
-        let (marks, mark_queue) = mpsc::channel(QUEUE);
-        let (moves, move_queue) = mpsc::channel(QUEUE);
-        let (mark_db, mark_metrics) = (db.clone(), rows.with_label_values(&["mark"]));
-        let metrics = rows.with_label_values(&["move"]);
-        tokio::spawn(collect(mark_queue, move |batch| {
-            mark_batch(mark_db.clone(), mark_metrics.clone(), batch)
-        }));
-        tokio::spawn(collect(move_queue, move |batch| {
-            move_batch(db.clone(), metrics.clone(), batch)
+        let (writes, write_queue) = mpsc::channel(QUEUE);
+        let metrics = rows.with_label_values(&["write"]);
+        tokio::spawn(collect(write_queue, move |batch| {
+            write_batch(db.clone(), metrics.clone(), batch)
         }));
         Self {
             reads,
-            marks,
-            moves,
+            writes,
             written: Arc::new(Mutex::new(LruCache::new(CACHED_HEADS))),
         }
     }
@@ -170,15 +164,18 @@ impl Heads {
             writer,
             reply,
         };
-        self.marks.send(mark).await.map_err(|_| HeadsUnavailable)?;
+        self.writes
+            .send(Write::Mark(mark))
+            .await
+            .map_err(|_| HeadsUnavailable)?;
         answer.await.map_err(|_| HeadsUnavailable)?
     }
 
     /// Moves the head of `aggregate_id` to its pending version `version` (appended) and
     /// clears the mark, if the mark is still `writer`'s; `Ok(false)`: it was not (it was
-    /// settled from the log meanwhile). Not flushed before it returns (`synchronous_commit`
-    /// off): a move PostgreSQL loses in a crash leaves the mark, flushed before the append, to
-    /// be settled from the log.
+    /// settled from the log meanwhile). It shares its statement and commit with the marks in
+    /// flight; a move PostgreSQL loses in a crash would leave the mark, flushed before the
+    /// append, to be settled from the log.
     pub async fn settle(
         &self,
         aggregate_id: Uuid,
@@ -194,8 +191,8 @@ impl Heads {
             position,
             reply,
         };
-        self.moves
-            .send(request)
+        self.writes
+            .send(Write::Move(request))
             .await
             .map_err(|_| HeadsUnavailable)?;
         answer.await.map_err(|_| HeadsUnavailable)?
@@ -279,12 +276,62 @@ async fn read_batch(
     }
 }
 
-async fn mark_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, batch: Vec<Mark>) {
+/// A mark or a move, as [`write_batch`] sends it.
+enum Write {
+    Mark(Mark),
+    Move(Move),
+}
+
+impl Write {
+    fn aggregate_id(&self) -> Uuid {
+        match self {
+            Write::Mark(mark) => mark.aggregate_id,
+            Write::Move(request) => request.aggregate_id,
+        }
+    }
+
+    fn answer(self, answer: Result<bool, HeadsUnavailable>) {
+        let _ = match self {
+            Write::Mark(mark) => mark.reply.send(answer),
+            Write::Move(request) => request.reply.send(answer),
+        };
+    }
+}
+
+/// One statement for the marks and the moves in flight: an `insert ... on conflict do update`
+/// whose proposed row says which it is (a move proposes no pending version) and whose `where`
+/// holds each row's own compare-and-set. Prepared once: it joins nothing, so its plan does not
+/// depend on the table's size. One commit, flushed before it answers (a mark must be durable
+/// before its append; a move rides along).
+///
+/// A move proposes `(version, pending_writer, last_position)` = (the version appended, its
+/// writer, its position) and updates only a head whose pending mark is that writer's at that
+/// version. A mark proposes the head it expects (`version`) and the pending version, state and
+/// writer, and updates only a head at that version with nothing pending; an absent head is
+/// inserted as proposed (the creation of an aggregate). Heads are not deleted while their
+/// writers run, so a move finds its row; one that did not (a head erased meanwhile) would
+/// insert its proposed row, which is told apart by `xmax = 0`, answered "not moved" and
+/// deleted again.
+async fn write_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, batch: Vec<Write>) {
+    // One statement cannot touch a row twice. A head has at most one move (one pending
+    // writer); a mark beside it, or a second mark, is answered "not marked" without being
+    // sent, and its writer reads the head again, as after losing to another instance.
     let mut seen = HashSet::with_capacity(batch.len());
-    let (mut sent, mut later) = (Vec::with_capacity(batch.len()), Vec::new());
-    for mark in batch {
+    let (mut moves, mut marks, mut later) = (Vec::new(), Vec::new(), Vec::new());
+    for write in batch {
+        match write {
+            Write::Move(request) => moves.push(request),
+            Write::Mark(mark) => marks.push(mark),
+        }
+    }
+    let mut sent: Vec<Write> = Vec::with_capacity(moves.len() + marks.len());
+    for request in moves {
+        seen.insert(request.aggregate_id);
+        sent.push(Write::Move(request));
+    }
+    for mark in marks {
         if seen.insert(mark.aggregate_id) {
-            sent.push(mark);
+            sent.push(Write::Mark(mark));
         } else {
             later.push(mark);
         }
@@ -294,32 +341,72 @@ async fn mark_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, batch: Vec
     }
     // Every statement takes its row locks in id order, so two batches never wait on each
     // other's rows in opposite orders (a deadlock would fail both).
-    sent.sort_unstable_by_key(|m| m.aggregate_id);
+    sent.sort_unstable_by_key(Write::aggregate_id);
     metrics.observe(sent.len() as f64);
-    let ids: Vec<Uuid> = sent.iter().map(|m| m.aggregate_id).collect();
-    let types: Vec<&str> = sent.iter().map(|m| m.aggregate_type).collect();
-    let versions: Vec<i64> = sent.iter().map(|m| m.version).collect();
-    let pending: Vec<i64> = sent.iter().map(|m| m.pending_version).collect();
-    let states: Vec<serde_json::Value> = sent
-        .iter_mut()
-        .map(|m| std::mem::take(&mut m.pending_state))
-        .collect();
-    let writers: Vec<Uuid> = sent.iter().map(|m| m.writer).collect();
-    let marked: Result<Vec<Uuid>, sqlx::Error> = sqlx::query_scalar(
-        "insert into api.aggregate_heads
+    let rows = sent.len();
+    let (mut ids, mut types, mut versions) = (
+        Vec::with_capacity(rows),
+        Vec::with_capacity(rows),
+        Vec::with_capacity(rows),
+    );
+    let (mut pending, mut states, mut writers, mut positions) = (
+        Vec::with_capacity(rows),
+        Vec::with_capacity(rows),
+        Vec::with_capacity(rows),
+        Vec::with_capacity(rows),
+    );
+    for write in &mut sent {
+        match write {
+            Write::Mark(mark) => {
+                ids.push(mark.aggregate_id);
+                types.push(mark.aggregate_type);
+                versions.push(mark.version);
+                pending.push(Some(mark.pending_version));
+                states.push(Some(std::mem::take(&mut mark.pending_state)));
+                writers.push(mark.writer);
+                positions.push(None);
+            }
+            Write::Move(request) => {
+                ids.push(request.aggregate_id);
+                types.push("");
+                versions.push(request.version);
+                pending.push(None);
+                states.push(None);
+                writers.push(request.writer);
+                positions.push(request.position.take());
+            }
+        }
+    }
+    let written: Result<Vec<(Uuid, bool)>, sqlx::Error> = sqlx::query_as(
+        "insert into api.aggregate_heads as head
                 (aggregate_id, aggregate_type, version, pending_version, pending_state,
-                 pending_since, pending_writer)
-         select id, kind, version, pending, state, now(), writer
-           from unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[], $5::jsonb[], $6::uuid[])
-                as row_(id, kind, version, pending, state, writer)
+                 pending_since, pending_writer, last_position)
+         select id, kind, version, pending, state,
+                case when pending is null then null else now() end, writer, position
+           from unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[], $5::jsonb[], $6::uuid[],
+                       $7::text[])
+                as row_(id, kind, version, pending, state, writer, position)
           order by id
          on conflict (aggregate_id) do update
-            set pending_version = excluded.pending_version,
-                pending_state = excluded.pending_state, pending_since = now(),
-                pending_writer = excluded.pending_writer
-          where aggregate_heads.version = excluded.version
-            and aggregate_heads.pending_version is null
-         returning aggregate_id",
+            set version = case when excluded.pending_version is null
+                               then head.pending_version else head.version end,
+                state = case when excluded.pending_version is null
+                             then head.pending_state else head.state end,
+                pending_version = excluded.pending_version,
+                pending_state = excluded.pending_state,
+                pending_since = excluded.pending_since,
+                pending_writer = case when excluded.pending_version is null
+                                      then null else excluded.pending_writer end,
+                last_position = case when excluded.pending_version is null
+                                     then excluded.last_position else head.last_position end,
+                updated_at = case when excluded.pending_version is null
+                                  then now() else head.updated_at end
+          where case when excluded.pending_version is null
+                     then head.pending_version = excluded.version
+                          and head.pending_writer = excluded.pending_writer
+                     else head.version = excluded.version and head.pending_version is null
+                end
+         returning aggregate_id, xmax = 0 as inserted",
     )
     .bind(&ids)
     .bind(&types)
@@ -327,70 +414,49 @@ async fn mark_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, batch: Vec
     .bind(&pending)
     .bind(&states)
     .bind(&writers)
+    .bind(&positions)
     .fetch_all(&db)
     .await;
-    match marked {
-        Ok(marked) => {
-            let marked: HashSet<Uuid> = marked.into_iter().collect();
-            for mark in sent {
-                let _ = mark.reply.send(Ok(marked.contains(&mark.aggregate_id)));
+    match written {
+        Ok(written) => {
+            let written: HashMap<Uuid, bool> = written.into_iter().collect();
+            let mut strays = Vec::new();
+            for write in sent {
+                let inserted = written.get(&write.aggregate_id()).copied();
+                let done = match (&write, inserted) {
+                    (Write::Move(request), Some(true)) => {
+                        strays.push(request.aggregate_id);
+                        false
+                    }
+                    (_, inserted) => inserted.is_some(),
+                };
+                write.answer(Ok(done));
+            }
+            if !strays.is_empty() {
+                remove_strays(&db, &strays).await;
             }
         }
         Err(error) => {
-            tracing::warn!(%error, rows = sent.len(), "marking heads pending failed");
-            for mark in sent {
-                let _ = mark.reply.send(Err(HeadsUnavailable));
+            tracing::warn!(%error, rows, "writing heads failed");
+            for write in sent {
+                write.answer(Err(HeadsUnavailable));
             }
         }
     }
 }
 
-async fn move_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, mut batch: Vec<Move>) {
-    batch.sort_unstable_by_key(|m| m.aggregate_id);
-    metrics.observe(batch.len() as f64);
-    let ids: Vec<Uuid> = batch.iter().map(|m| m.aggregate_id).collect();
-    let versions: Vec<i64> = batch.iter().map(|m| m.version).collect();
-    let writers: Vec<Uuid> = batch.iter().map(|m| m.writer).collect();
-    let positions: Vec<Option<String>> = batch.iter_mut().map(|m| m.position.take()).collect();
-    // The rows are locked first, in id order (see `mark_batch`), then moved.
-    let moved: Result<Vec<Uuid>, sqlx::Error> = sqlx::query_scalar(
-        "with locked as materialized (
-             select aggregate_id from api.aggregate_heads
-              where aggregate_id = any($1) order by aggregate_id for update
-         )
-         update api.aggregate_heads as head
-            set version = head.pending_version, state = head.pending_state,
-                pending_version = null, pending_state = null, pending_since = null,
-                pending_writer = null, last_position = row_.position, updated_at = now()
-           from unnest($1::uuid[], $2::int8[], $3::uuid[], $4::text[])
-                as row_(id, version, writer, position)
-          where head.aggregate_id = row_.id
-            and head.aggregate_id in (select aggregate_id from locked)
-            and head.pending_version = row_.version and head.pending_writer = row_.writer
-            and (select set_config('synchronous_commit', 'off', true)) = 'off'
-          returning head.aggregate_id",
+/// Deletes the rows that moves of vanished heads inserted (see [`write_batch`]); a row a mark
+/// has claimed since (a pending version) is left alone.
+async fn remove_strays(db: &sqlx::PgPool, ids: &[Uuid]) {
+    let removed = sqlx::query(
+        "delete from api.aggregate_heads
+          where aggregate_id = any($1) and state is null and pending_version is null",
     )
-    .persistent(false)
-    .bind(&ids)
-    .bind(&versions)
-    .bind(&writers)
-    .bind(&positions)
-    .fetch_all(&db)
+    .bind(ids)
+    .execute(db)
     .await;
-    match moved {
-        Ok(moved) => {
-            let moved: HashSet<Uuid> = moved.into_iter().collect();
-            for request in batch {
-                let _ = request
-                    .reply
-                    .send(Ok(moved.contains(&request.aggregate_id)));
-            }
-        }
-        Err(error) => {
-            tracing::warn!(%error, rows = batch.len(), "moving heads failed");
-            for request in batch {
-                let _ = request.reply.send(Err(HeadsUnavailable));
-            }
-        }
+    match removed {
+        Ok(_) => tracing::warn!(heads = ids.len(), "moves found no head; nothing moved"),
+        Err(error) => tracing::warn!(%error, "removing rows of moves that found no head failed"),
     }
 }

@@ -4,7 +4,9 @@
 //! error (the commands answer 503), never with a guess; a head an instance remembers having
 //! written is read again once another instance has moved it; batches over the same heads in
 //! any order never deadlock; a mark slower than its window is not followed by an append; a
-//! decision with two events is refused before anything is written.
+//! decision with two events is refused before anything is written; marks and moves share
+//! statements (a head touched once per statement), and a move whose head is gone moves
+//! nothing.
 
 mod helpers;
 
@@ -55,7 +57,7 @@ async fn concurrent_marks_share_statements_and_each_gets_its_own_answer() {
         .map(|&id| heads.mark(id, "climbing_session", (0, 1), json!({"n": 1}), id));
     let marked = futures::future::join_all(marks).await;
     assert!(marked.iter().all(|m| *m == Ok(true)), "{marked:?}");
-    let (statements, rows) = batch_rows(&state, "mark");
+    let (statements, rows) = batch_rows(&state, "write");
     assert_eq!(rows, 300.0);
     assert!(
         statements < 300,
@@ -125,6 +127,98 @@ async fn concurrent_marks_share_statements_and_each_gets_its_own_answer() {
         Ok(false)
     );
     assert_eq!(heads.read(Uuid::now_v7()).await, Ok(None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marks_and_moves_share_statements_and_a_head_is_written_once_per_statement() {
+    let app = TestApp::api_only().await;
+    let state = AppState::connect(api_config(&app.env))
+        .await
+        .expect("state");
+    let heads = &state.heads;
+    for round in 0..10 {
+        let pending: Vec<Uuid> = (0..100).map(|_| Uuid::now_v7()).collect();
+        let marks = pending
+            .iter()
+            .map(|&id| heads.mark(id, "climbing_session", (0, 1), json!({"v": 1}), id));
+        assert!(
+            futures::future::join_all(marks)
+                .await
+                .iter()
+                .all(|m| *m == Ok(true))
+        );
+        let (statements_before, rows_before) = batch_rows(&state, "write");
+        // At once: the 100 pending heads are moved, 100 new heads are marked, and each moved
+        // head is marked again at version 1 (before its move lands, in its move's statement,
+        // or after it).
+        let fresh: Vec<Uuid> = (0..100).map(|_| Uuid::now_v7()).collect();
+        let moves = futures::future::join_all(
+            pending
+                .iter()
+                .map(|&id| heads.settle(id, 1, id, Some(format!("p{round}")))),
+        );
+        let new_marks = futures::future::join_all(
+            fresh
+                .iter()
+                .map(|&id| heads.mark(id, "climbing_session", (0, 1), json!({}), id)),
+        );
+        let next_marks = futures::future::join_all(pending.iter().map(|&id| {
+            heads.mark(
+                id,
+                "climbing_session",
+                (1, 2),
+                json!({"v": 2}),
+                Uuid::now_v7(),
+            )
+        }));
+        let (moved, marked, next) = tokio::join!(moves, new_marks, next_marks);
+        assert!(moved.iter().all(|m| *m == Ok(true)), "{moved:?}");
+        assert!(marked.iter().all(|m| *m == Ok(true)), "{marked:?}");
+        assert!(next.iter().all(Result::is_ok), "{next:?}");
+        let (statements, rows) = batch_rows(&state, "write");
+        assert!(
+            statements - statements_before < (rows - rows_before) as u64,
+            "round {round}: nothing shared"
+        );
+        for (id, next) in pending.iter().zip(&next) {
+            let head = heads.read(*id).await.expect("read").expect("a head");
+            assert_eq!(head.version, 1, "round {round}: the move landed");
+            assert_eq!(head.state, Some(json!({"v": 1})));
+            let expected = if next == &Ok(true) { Some(2) } else { None };
+            assert_eq!(head.pending_version, expected, "round {round}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_of_a_head_that_is_gone_moves_nothing_and_leaves_no_row() {
+    let app = TestApp::api_only().await;
+    let state = AppState::connect(api_config(&app.env))
+        .await
+        .expect("state");
+    let id = Uuid::now_v7();
+    assert_eq!(
+        state
+            .heads
+            .mark(id, "climbing_session", (0, 1), json!({}), id)
+            .await,
+        Ok(true)
+    );
+    // The head is erased while its writer appends.
+    sqlx::query("delete from api.aggregate_heads where aggregate_id = $1")
+        .bind(id)
+        .execute(&state.db)
+        .await
+        .expect("delete");
+    assert_eq!(state.heads.settle(id, 1, id, None).await, Ok(false));
+    assert_eq!(state.heads.read(id).await, Ok(None));
+    let rows: i64 =
+        sqlx::query_scalar("select count(*) from api.aggregate_heads where aggregate_id = $1")
+            .bind(id)
+            .fetch_one(&state.db)
+            .await
+            .expect("count");
+    assert_eq!(rows, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
