@@ -41,6 +41,10 @@ pub struct HttpConfig {
     pub addr: String,
     /// Bound on one append to Kafka; past it the API answers 503 with `Retry-After` (W5).
     pub append_timeout_ms: u64,
+    /// How long the producer lets appends gather before it sends them (librdkafka
+    /// `linger.ms`): a few milliseconds of latency for fewer, fuller produce requests, which
+    /// is what the broker's CPU is spent on under load (docs/benchmarks.md).
+    pub append_linger_ms: u64,
     /// Bound on a read-your-writes wait (R3); past it the answer comes marked stale.
     pub consistency_wait_ms: u64,
     pub max_body_bytes: usize,
@@ -56,6 +60,7 @@ impl Default for HttpConfig {
         Self {
             addr: "127.0.0.1:8080".into(),
             append_timeout_ms: 2_000,
+            append_linger_ms: 2,
             consistency_wait_ms: 2_000,
             max_body_bytes: 64 * 1024,
             max_event_streams: 2_000,
@@ -85,6 +90,9 @@ pub struct DatabaseConfig {
     /// The API's role only reads the read models (DESIGN.md, least privilege).
     pub url: Secret,
     pub max_connections: u32,
+    /// Aggregate-head statements of each kind (reads; marks and moves) that may run at once
+    /// (ADR 0012): fewer make fuller batches, so fewer statements and commits per command.
+    pub head_lanes: usize,
 }
 
 impl Default for DatabaseConfig {
@@ -92,6 +100,7 @@ impl Default for DatabaseConfig {
         Self {
             url: Secret::new("postgres://postgres@127.0.0.1:15432/postgres"),
             max_connections: 16,
+            head_lanes: 2,
         }
     }
 }

@@ -18,7 +18,7 @@
 //! to a writer in another instance.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     future::Future,
     sync::{Arc, Mutex},
     time::Duration,
@@ -26,15 +26,13 @@ use std::{
 
 use hashlink::LruCache;
 
-use sqlx::Row as _;
+use sqlx::{Row as _, types::Json};
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
 /// Batches at most this many rows (a few milliseconds of PostgreSQL work).
 const MAX_BATCH: usize = 256;
-/// Batches of one kind running at once: while one waits for its WAL flush the next can form.
-const LANES: usize = 4;
 /// Requests queued before callers wait for room.
 const QUEUE: usize = 4096;
 /// Heads this instance remembers having written: a head's state is 0.1-1 kB for most
@@ -50,7 +48,27 @@ pub struct HeadsUnavailable;
 pub struct Heads {
     reads: mpsc::Sender<Read>,
     writes: mpsc::Sender<Write>,
-    written: Arc<Mutex<LruCache<Uuid, (i64, serde_json::Value)>>>,
+    written: Arc<Mutex<LruCache<Uuid, Remembered>>>,
+}
+
+/// What this instance remembers of a head it wrote last: the version its append made and the
+/// state after it. Only a hint: another instance may have moved the head since, which the
+/// compare-and-set of the next mark at this version finds out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Remembered {
+    pub version: i64,
+    pub state: Arc<serde_json::Value>,
+    /// Set while the move after that append may not have landed: the next mark may complete
+    /// it (see [`Heads::mark_after`]).
+    pub acked: Option<Acked>,
+}
+
+/// An append Kafka acknowledged whose move was sent without waiting for it: the mark's
+/// writer and the append's position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acked {
+    pub writer: Uuid,
+    pub position: Option<String>,
 }
 
 /// An aggregate's head as read.
@@ -76,8 +94,10 @@ struct Mark {
     aggregate_type: &'static str,
     version: i64,
     pending_version: i64,
-    pending_state: serde_json::Value,
+    pending_state: Arc<serde_json::Value>,
     writer: Uuid,
+    /// The acknowledged append at `version` whose move this mark may complete.
+    follows: Option<Acked>,
     reply: oneshot::Sender<Result<bool, HeadsUnavailable>>,
 }
 
@@ -86,21 +106,29 @@ struct Move {
     version: i64,
     writer: Uuid,
     position: Option<String>,
-    reply: oneshot::Sender<Result<bool, HeadsUnavailable>>,
+    /// `None`: nobody waits for the answer ([`Heads::move_later`]).
+    reply: Option<oneshot::Sender<Result<bool, HeadsUnavailable>>>,
 }
 
 impl Heads {
     /// Starts the batchers on the current runtime; they stop when the last handle is dropped.
     /// A pending mark older than `stale_after` is reported stale.
-    pub fn start(db: sqlx::PgPool, rows: &prometheus::HistogramVec, stale_after: Duration) -> Self {
+    /// `lanes` statements of each kind may run at once (while one waits for its WAL flush the
+    /// next batch forms; fewer lanes make fuller batches).
+    pub fn start(
+        db: sqlx::PgPool,
+        rows: &prometheus::HistogramVec,
+        stale_after: Duration,
+        lanes: usize,
+    ) -> Self {
         let (reads, read_queue) = mpsc::channel(QUEUE);
         let (read_db, read_metrics) = (db.clone(), rows.with_label_values(&["read"]));
-        tokio::spawn(collect(read_queue, move |batch| {
+        tokio::spawn(collect(read_queue, lanes, move |batch| {
             read_batch(read_db.clone(), read_metrics.clone(), stale_after, batch)
         }));
         let (writes, write_queue) = mpsc::channel(QUEUE);
         let metrics = rows.with_label_values(&["write"]);
-        tokio::spawn(collect(write_queue, move |batch| {
+        tokio::spawn(collect(write_queue, lanes, move |batch| {
             write_batch(db.clone(), metrics.clone(), batch)
         }));
         Self {
@@ -110,19 +138,17 @@ impl Heads {
         }
     }
 
-    /// The version and state this instance last moved the head of `aggregate_id` to, if it
-    /// remembers one. Only a hint: another instance may have moved the head since, which the
-    /// compare-and-set of [`Heads::mark`] at this version finds out.
-    pub fn written(&self, aggregate_id: Uuid) -> Option<(i64, serde_json::Value)> {
+    /// What this instance remembers of the head of `aggregate_id`, if it wrote it last.
+    pub fn written(&self, aggregate_id: Uuid) -> Option<Remembered> {
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
         written.get(&aggregate_id).cloned()
     }
 
-    /// Remembers that this instance moved the head of `aggregate_id` to `version`, `state`
-    /// (after the append was acknowledged and the move succeeded).
-    pub fn remember(&self, aggregate_id: Uuid, version: i64, state: serde_json::Value) {
+    /// Remembers that an append of this instance took the head of `aggregate_id` to `version`,
+    /// `state` (after Kafka acknowledged it; `acked` while its move may still be on its way).
+    pub fn remember(&self, aggregate_id: Uuid, remembered: Remembered) {
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        written.insert(aggregate_id, (version, state));
+        written.insert(aggregate_id, remembered);
     }
 
     /// Forgets what this instance remembered of `aggregate_id` (it proved stale, or an append
@@ -151,8 +177,31 @@ impl Heads {
         aggregate_id: Uuid,
         aggregate_type: &'static str,
         (version, pending_version): (i64, i64),
-        pending_state: serde_json::Value,
+        pending_state: impl Into<Arc<serde_json::Value>>,
         writer: Uuid,
+    ) -> Result<bool, HeadsUnavailable> {
+        self.mark_after(
+            aggregate_id,
+            aggregate_type,
+            (version, pending_version),
+            pending_state,
+            (writer, None),
+        )
+        .await
+    }
+
+    /// [`Heads::mark`], and also, with `follows`, when the head is still pending at `version`
+    /// by the acknowledged append of `follows.writer`: the mark then moves the head to that
+    /// version first (its state is the pending one, its position `follows.position`), in the
+    /// same statement. Only the instance whose append Kafka acknowledged knows the move is
+    /// due, so only it passes `follows`.
+    pub async fn mark_after(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &'static str,
+        (version, pending_version): (i64, i64),
+        pending_state: impl Into<Arc<serde_json::Value>>,
+        (writer, follows): (Uuid, Option<Acked>),
     ) -> Result<bool, HeadsUnavailable> {
         let (reply, answer) = oneshot::channel();
         let mark = Mark {
@@ -160,8 +209,9 @@ impl Heads {
             aggregate_type,
             version,
             pending_version,
-            pending_state,
+            pending_state: pending_state.into(),
             writer,
+            follows,
             reply,
         };
         self.writes
@@ -189,7 +239,7 @@ impl Heads {
             version,
             writer,
             position,
-            reply,
+            reply: Some(reply),
         };
         self.writes
             .send(Write::Move(request))
@@ -197,17 +247,41 @@ impl Heads {
             .map_err(|_| HeadsUnavailable)?;
         answer.await.map_err(|_| HeadsUnavailable)?
     }
+
+    /// [`Heads::settle`] without waiting: the move is queued and its answer dropped. Until it
+    /// lands, the head stays pending by `writer`; this instance completes the move with its
+    /// next mark ([`Heads::mark_after`]), other instances wait for it (or, were it lost with
+    /// the process, settle the mark from the log).
+    pub async fn move_later(
+        &self,
+        aggregate_id: Uuid,
+        version: i64,
+        writer: Uuid,
+        position: Option<String>,
+    ) -> Result<(), HeadsUnavailable> {
+        let request = Move {
+            aggregate_id,
+            version,
+            writer,
+            position,
+            reply: None,
+        };
+        self.writes
+            .send(Write::Move(request))
+            .await
+            .map_err(|_| HeadsUnavailable)
+    }
 }
 
 /// Takes whatever is queued (at least one request, at most `MAX_BATCH`) whenever one of the
-/// `LANES` is free, and runs `run` on it in its own task.
-async fn collect<R, F, Fut>(mut queue: mpsc::Receiver<R>, run: F)
+/// `lanes` is free, and runs `run` on it in its own task.
+async fn collect<R, F, Fut>(mut queue: mpsc::Receiver<R>, lanes: usize, run: F)
 where
     R: Send + 'static,
     F: Fn(Vec<R>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let lanes = Arc::new(Semaphore::new(LANES));
+    let lanes = Arc::new(Semaphore::new(lanes.max(1)));
     loop {
         let Ok(lane) = lanes.clone().acquire_owned().await else {
             return;
@@ -291,10 +365,16 @@ impl Write {
     }
 
     fn answer(self, answer: Result<bool, HeadsUnavailable>) {
-        let _ = match self {
-            Write::Mark(mark) => mark.reply.send(answer),
-            Write::Move(request) => request.reply.send(answer),
-        };
+        match self {
+            Write::Mark(mark) => {
+                let _ = mark.reply.send(answer);
+            }
+            Write::Move(request) => {
+                if let Some(reply) = request.reply {
+                    let _ = reply.send(answer);
+                }
+            }
+        }
     }
 }
 
@@ -307,36 +387,65 @@ impl Write {
 /// A move proposes `(version, pending_writer, last_position)` = (the version appended, its
 /// writer, its position) and updates only a head whose pending mark is that writer's at that
 /// version. A mark proposes the head it expects (`version`) and the pending version, state and
-/// writer, and updates only a head at that version with nothing pending; an absent head is
-/// inserted as proposed (the creation of an aggregate). Heads are not deleted while their
-/// writers run, so a move finds its row; one that did not (a head erased meanwhile) would
-/// insert its proposed row, which is told apart by `xmax = 0`, answered "not moved" and
-/// deleted again.
+/// writer, and updates a head at that version with nothing pending, or, when it follows an
+/// acknowledged append (`mark_follows`, `last_position`: that append's writer and position),
+/// a head still pending at that version by that writer, which it moves first. An absent head
+/// is inserted as proposed (the creation of an aggregate). In every case the head's version
+/// and state become the pending ones when there were any (a move, or a mark completing one).
+///
+/// Heads are not deleted while their writers run, so a move finds its row; one that did not
+/// (a head erased meanwhile) would insert its proposed row, which is told apart by
+/// `xmax = 0`, answered "not moved" and deleted again.
 async fn write_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, batch: Vec<Write>) {
     // One statement cannot touch a row twice. A head has at most one move (one pending
-    // writer); a mark beside it, or a second mark, is answered "not marked" without being
+    // writer). A mark that follows that move's append completes it, so the move is dropped;
+    // any other mark beside it, or a second mark, is answered "not marked" without being
     // sent, and its writer reads the head again, as after losing to another instance.
-    let mut seen = HashSet::with_capacity(batch.len());
-    let (mut moves, mut marks, mut later) = (Vec::new(), Vec::new(), Vec::new());
+    let mut marks_by_head: HashMap<Uuid, Vec<Mark>> = HashMap::new();
+    let mut moves = Vec::new();
     for write in batch {
         match write {
             Write::Move(request) => moves.push(request),
-            Write::Mark(mark) => marks.push(mark),
+            Write::Mark(mark) => marks_by_head
+                .entry(mark.aggregate_id)
+                .or_default()
+                .push(mark),
         }
     }
-    let mut sent: Vec<Write> = Vec::with_capacity(moves.len() + marks.len());
+    let mut sent: Vec<Write> = Vec::with_capacity(moves.len() + marks_by_head.len());
+    let mut refused = Vec::new();
     for request in moves {
-        seen.insert(request.aggregate_id);
-        sent.push(Write::Move(request));
-    }
-    for mark in marks {
-        if seen.insert(mark.aggregate_id) {
-            sent.push(Write::Mark(mark));
-        } else {
-            later.push(mark);
+        let completing = marks_by_head.get(&request.aggregate_id).and_then(|marks| {
+            marks.iter().position(|mark| {
+                mark.version == request.version
+                    && mark.follows.as_ref().map(|f| f.writer) == Some(request.writer)
+            })
+        });
+        match completing {
+            Some(at) => {
+                let mut marks = marks_by_head
+                    .remove(&request.aggregate_id)
+                    .unwrap_or_default();
+                sent.push(Write::Mark(marks.swap_remove(at)));
+                refused.extend(marks);
+                Write::Move(request).answer(Ok(false));
+            }
+            None => {
+                refused.extend(
+                    marks_by_head
+                        .remove(&request.aggregate_id)
+                        .unwrap_or_default(),
+                );
+                sent.push(Write::Move(request));
+            }
         }
     }
-    for mark in later {
+    for (_, mut marks) in marks_by_head {
+        let first = marks.remove(0);
+        sent.push(Write::Mark(first));
+        refused.extend(marks);
+    }
+    for mark in refused {
         let _ = mark.reply.send(Ok(false));
     }
     // Every statement takes its row locks in id order, so two batches never wait on each
@@ -344,17 +453,14 @@ async fn write_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, batch: Ve
     sent.sort_unstable_by_key(Write::aggregate_id);
     metrics.observe(sent.len() as f64);
     let rows = sent.len();
-    let (mut ids, mut types, mut versions) = (
-        Vec::with_capacity(rows),
-        Vec::with_capacity(rows),
-        Vec::with_capacity(rows),
-    );
-    let (mut pending, mut states, mut writers, mut positions) = (
-        Vec::with_capacity(rows),
-        Vec::with_capacity(rows),
-        Vec::with_capacity(rows),
-        Vec::with_capacity(rows),
-    );
+    let mut ids = Vec::with_capacity(rows);
+    let mut types = Vec::with_capacity(rows);
+    let mut versions = Vec::with_capacity(rows);
+    let mut pending = Vec::with_capacity(rows);
+    let mut states = Vec::with_capacity(rows);
+    let mut writers = Vec::with_capacity(rows);
+    let mut positions = Vec::with_capacity(rows);
+    let mut follows = Vec::with_capacity(rows);
     for write in &mut sent {
         match write {
             Write::Mark(mark) => {
@@ -362,9 +468,11 @@ async fn write_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, batch: Ve
                 types.push(mark.aggregate_type);
                 versions.push(mark.version);
                 pending.push(Some(mark.pending_version));
-                states.push(Some(std::mem::take(&mut mark.pending_state)));
+                states.push(Some(Arc::clone(&mark.pending_state)));
                 writers.push(mark.writer);
-                positions.push(None);
+                let acked = mark.follows.as_mut();
+                follows.push(acked.as_ref().map(|acked| acked.writer));
+                positions.push(acked.and_then(|acked| acked.position.take()));
             }
             Write::Move(request) => {
                 ids.push(request.aggregate_id);
@@ -373,6 +481,7 @@ async fn write_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, batch: Ve
                 pending.push(None);
                 states.push(None);
                 writers.push(request.writer);
+                follows.push(None);
                 positions.push(request.position.take());
             }
         }
@@ -380,31 +489,32 @@ async fn write_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, batch: Ve
     let written: Result<Vec<(Uuid, bool)>, sqlx::Error> = sqlx::query_as(
         "insert into api.aggregate_heads as head
                 (aggregate_id, aggregate_type, version, pending_version, pending_state,
-                 pending_since, pending_writer, last_position)
+                 pending_since, pending_writer, last_position, mark_follows)
          select id, kind, version, pending, state,
-                case when pending is null then null else now() end, writer, position
+                case when pending is null then null else now() end, writer, position, follows
            from unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[], $5::jsonb[], $6::uuid[],
-                       $7::text[])
-                as row_(id, kind, version, pending, state, writer, position)
+                       $7::text[], $8::uuid[])
+                as row_(id, kind, version, pending, state, writer, position, follows)
           order by id
          on conflict (aggregate_id) do update
-            set version = case when excluded.pending_version is null
-                               then head.pending_version else head.version end,
-                state = case when excluded.pending_version is null
-                             then head.pending_state else head.state end,
+            set version = coalesce(head.pending_version, head.version),
+                state = case when head.pending_version is null
+                             then head.state else head.pending_state end,
                 pending_version = excluded.pending_version,
                 pending_state = excluded.pending_state,
                 pending_since = excluded.pending_since,
                 pending_writer = case when excluded.pending_version is null
                                       then null else excluded.pending_writer end,
-                last_position = case when excluded.pending_version is null
-                                     then excluded.last_position else head.last_position end,
-                updated_at = case when excluded.pending_version is null
-                                  then now() else head.updated_at end
+                last_position = coalesce(excluded.last_position, head.last_position),
+                mark_follows = null,
+                updated_at = case when head.pending_version is null
+                                  then head.updated_at else now() end
           where case when excluded.pending_version is null
                      then head.pending_version = excluded.version
                           and head.pending_writer = excluded.pending_writer
-                     else head.version = excluded.version and head.pending_version is null
+                     else (head.version = excluded.version and head.pending_version is null)
+                          or (head.pending_version = excluded.version
+                              and head.pending_writer = excluded.mark_follows)
                 end
          returning aggregate_id, xmax = 0 as inserted",
     )
@@ -412,28 +522,35 @@ async fn write_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, batch: Ve
     .bind(&types)
     .bind(&versions)
     .bind(&pending)
-    .bind(&states)
+    .bind(
+        states
+            .iter()
+            .map(|state| state.as_deref().map(Json))
+            .collect::<Vec<_>>(),
+    )
     .bind(&writers)
     .bind(&positions)
+    .bind(&follows)
     .fetch_all(&db)
     .await;
     match written {
         Ok(written) => {
             let written: HashMap<Uuid, bool> = written.into_iter().collect();
-            let mut strays = Vec::new();
-            for write in sent {
-                let inserted = written.get(&write.aggregate_id()).copied();
-                let done = match (&write, inserted) {
-                    (Write::Move(request), Some(true)) => {
-                        strays.push(request.aggregate_id);
-                        false
-                    }
-                    (_, inserted) => inserted.is_some(),
-                };
-                write.answer(Ok(done));
-            }
+            let strays: Vec<Uuid> = sent
+                .iter()
+                .filter(|write| matches!(write, Write::Move(_)))
+                .map(Write::aggregate_id)
+                .filter(|id| written.get(id) == Some(&true))
+                .collect();
             if !strays.is_empty() {
                 remove_strays(&db, &strays).await;
+            }
+            for write in sent {
+                let done = match written.get(&write.aggregate_id()) {
+                    Some(&inserted) => !(inserted && matches!(write, Write::Move(_))),
+                    None => false,
+                };
+                write.answer(Ok(done));
             }
         }
         Err(error) => {

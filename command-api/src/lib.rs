@@ -172,10 +172,12 @@ impl AppState {
             );
         }
         let mut producer_config = config.kafka.producer();
-        producer_config.set(
-            "message.timeout.ms",
-            config.http.append_timeout_ms.to_string(),
-        );
+        producer_config
+            .set(
+                "message.timeout.ms",
+                config.http.append_timeout_ms.to_string(),
+            )
+            .set("linger.ms", config.http.append_linger_ms.to_string());
         let producer: FutureProducer = producer_config
             .create()
             .context("creating the Kafka producer")?;
@@ -210,6 +212,7 @@ impl AppState {
                 db.clone(),
                 &metrics.head_batch_rows,
                 writer::settle_after(&config),
+                config.database.head_lanes,
             ),
             metrics,
             streams: Arc::default(),

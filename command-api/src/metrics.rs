@@ -20,8 +20,11 @@ pub struct Metrics {
     pub append_failures: IntCounterVec,
     pub logins: IntCounterVec,
     pub idempotent_replays: IntCounterVec,
-    /// Rows per aggregate-head statement (group commit), by kind (mark, move).
+    /// Rows per aggregate-head statement (group commit), by kind (read, write).
     pub head_batch_rows: HistogramVec,
+    /// Seconds a command spends in each step of the write path: `reserve` (reading and
+    /// marking its head), `append` (until Kafka acknowledged).
+    pub write_step_seconds: HistogramVec,
 }
 
 impl Metrics {
@@ -78,6 +81,17 @@ impl Metrics {
             .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
             &["kind"],
         )?;
+        let write_step_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "cruxlog_api_write_step_seconds",
+                "Time a command spends in each step of the write path (reserve, append)",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.5, 2.0,
+            ]),
+            &["step"],
+        )?;
+        registry.register(Box::new(write_step_seconds.clone()))?;
         registry.register(Box::new(head_batch_rows.clone()))?;
         registry.register(Box::new(logins.clone()))?;
         registry.register(Box::new(idempotent_replays.clone()))?;
@@ -94,6 +108,7 @@ impl Metrics {
             logins,
             idempotent_replays,
             head_batch_rows,
+            write_step_seconds,
         })
     }
 }

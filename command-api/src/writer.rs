@@ -7,14 +7,19 @@
 //! 2. compare `If-Match` with the head's version (409 on mismatch), run the pure decision;
 //! 3. mark the new version pending, in one statement that succeeds only if the head is still
 //!    at the version read with nothing pending (else back to 1);
-//! 4. append to Kafka (W1), then move the head and clear the pending mark.
+//! 4. append to Kafka (W1), answer, and move the head and clear the pending mark without
+//!    waiting for it (ADR 0013): this instance's next mark on the aggregate completes the move
+//!    if it has not landed, other instances wait for it.
 //!
 //! Two instances can therefore never both append version N + 1: the second one's mark fails
-//! on the first one's pending mark or its new version. Three statements per command (two for
-//! one that creates its aggregate), none of them in a transaction; the marks and the moves of
-//! concurrent commands share statements and commits ([`crate::heads`], ADR 0012).
+//! on the first one's pending mark or its new version. Two statement rows per command (a
+//! mark and a move), none of them in a transaction; the marks and the moves of concurrent
+//! commands share statements and commits ([`crate::heads`], ADRs 0012 and 0013).
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use cruxlog_schemas::DomainEvent;
 use serde::{Serialize, de::DeserializeOwned};
@@ -22,7 +27,13 @@ use sqlx::Row as _;
 use uuid::Uuid;
 
 use crate::{
-    AppState, accounts::db_error, command::Command, error::ApiError, log_scan, position::Position,
+    AppState,
+    accounts::db_error,
+    command::Command,
+    error::ApiError,
+    heads::{Acked, Remembered},
+    log_scan,
+    position::Position,
 };
 
 /// The head after a command: its new version and where its last event went.
@@ -60,12 +71,17 @@ pub type Decision<S> = Result<(Vec<NewEvent>, S), ApiError>;
 struct Reserved {
     base: i64,
     events: Vec<NewEvent>,
-    next: serde_json::Value,
+    next: Arc<serde_json::Value>,
     marked_at: Instant,
 }
 
 impl Reserved {
-    fn new(base: i64, events: Vec<NewEvent>, next: serde_json::Value, marked_at: Instant) -> Self {
+    fn new(
+        base: i64,
+        events: Vec<NewEvent>,
+        next: Arc<serde_json::Value>,
+        marked_at: Instant,
+    ) -> Self {
         Self {
             base,
             events,
@@ -83,13 +99,9 @@ const MARK_WINDOW: Duration = Duration::from_millis(500);
 
 /// The current version of an aggregate the API writes (0 when unknown), for `ETag`s.
 pub async fn version_of(state: &AppState, aggregate_id: Uuid) -> Result<i64, ApiError> {
-    let version: Option<i64> =
-        sqlx::query_scalar("select version from api.aggregate_heads where aggregate_id = $1")
-            .bind(aggregate_id)
-            .fetch_optional(&state.db)
-            .await
-            .map_err(db_error)?;
-    Ok(version.unwrap_or(0))
+    Ok(settled_head(state, aggregate_id)
+        .await?
+        .map_or(0, |head| head.version))
 }
 
 /// The aggregate's state as its head holds it, for checks made before a command's expensive
@@ -100,19 +112,60 @@ pub async fn peek<S: DeserializeOwned>(
     aggregate_type: &str,
     aggregate_id: Uuid,
 ) -> Result<Option<S>, ApiError> {
-    let current: Option<Option<serde_json::Value>> = sqlx::query_scalar(
-        "select state from api.aggregate_heads where aggregate_id = $1 and aggregate_type = $2",
-    )
-    .bind(aggregate_id)
-    .bind(aggregate_type)
-    .fetch_optional(&state.db)
-    .await
-    .map_err(db_error)?;
-    current
-        .flatten()
+    let Some(head) = settled_head(state, aggregate_id).await? else {
+        return Ok(None);
+    };
+    if head.aggregate_type != aggregate_type {
+        return Ok(None);
+    }
+    head.state
         .map(serde_json::from_value)
         .transpose()
         .map_err(|error| ApiError::Internal(error.into()))
+}
+
+/// A head as reads outside a command see it.
+struct SettledHead {
+    aggregate_type: String,
+    version: i64,
+    state: Option<serde_json::Value>,
+}
+
+/// The head of `aggregate_id` once no young append is pending on it. The move after an append
+/// is sent after the command's answer (ADR 0013), so a read right after an answer would
+/// otherwise see the version before it; a pending mark whose writer seems gone is not waited
+/// for (the version before it is answered).
+async fn settled_head(
+    state: &AppState,
+    aggregate_id: Uuid,
+) -> Result<Option<SettledHead>, ApiError> {
+    let deadline = tokio::time::Instant::now() + settle_after(&state.config);
+    loop {
+        let row = sqlx::query(
+            "select aggregate_type, version, state,
+                    pending_version is not null
+                        and pending_since >= now() - make_interval(secs => $2) as pending
+               from api.aggregate_heads where aggregate_id = $1",
+        )
+        .bind(aggregate_id)
+        .bind(settle_after(&state.config).as_secs_f64())
+        .fetch_optional(&state.db)
+        .await
+        .map_err(db_error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let pending: bool = row.try_get("pending").map_err(db_error)?;
+        if pending && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        }
+        return Ok(Some(SettledHead {
+            aggregate_type: row.try_get("aggregate_type").map_err(db_error)?,
+            version: row.try_get("version").map_err(db_error)?,
+            state: row.try_get("state").map_err(db_error)?,
+        }));
+    }
 }
 
 /// Runs `decide` against the aggregate's current state and appends what it decides.
@@ -142,6 +195,7 @@ where
         }
         Ok((events, next))
     };
+    let reserving = Instant::now();
     let Reserved {
         base,
         events,
@@ -155,6 +209,10 @@ where
         decide,
     )
     .await?;
+    let steps = &state.metrics.write_step_seconds;
+    steps
+        .with_label_values(&["reserve"])
+        .observe(reserving.elapsed().as_secs_f64());
     if !events.is_empty() && marked_at.elapsed() > MARK_WINDOW {
         // The mark took so long (a batch behind a locked row) that the append could end after
         // the mark looks stale to other writers, who would then settle it from a log that
@@ -172,6 +230,7 @@ where
         });
     }
     let mut position = None;
+    let appending = Instant::now();
     for (index, new) in events.iter().enumerate() {
         let mut meta = command.meta(aggregate_id, base + 1 + index as i64);
         meta.event_id = new.event_id;
@@ -199,29 +258,34 @@ where
             }
         }
     }
+    steps
+        .with_label_values(&["append"])
+        .observe(appending.elapsed().as_secs_f64());
     let version = base + events.len() as i64;
-    // Moving the head need not wait for its WAL flush: if PostgreSQL loses the move in a
-    // crash, the pending mark, flushed before the append, is still there and is settled from
-    // the log.
-    let moved = state
-        .heads
-        .settle(
-            aggregate_id,
+    // The command succeeded once Kafka acknowledged it; the move is sent without waiting for
+    // it (ADR 0013). Until it lands, this instance's next mark on the aggregate completes it,
+    // and other instances wait for it; a move that fails or is lost leaves the pending mark,
+    // flushed before the append, to be settled from the log.
+    let position_token = position.as_ref().map(ToString::to_string);
+    state.heads.remember(
+        aggregate_id,
+        Remembered {
             version,
-            writer,
-            position.as_ref().map(ToString::to_string),
-        )
-        .await;
-    match moved {
-        Ok(true) => state.heads.remember(aggregate_id, version, next),
-        // Settled from the log meanwhile (it found the append), or the move failed: the
-        // append is durable all the same, so the command succeeded; a mark left behind is
-        // settled from the log by the next writer.
-        Ok(false) => state.heads.forget(aggregate_id),
-        Err(_) => {
-            tracing::warn!(%aggregate_id, version, "moving the head failed after the append; the log settles it");
-            state.heads.forget(aggregate_id);
-        }
+            state: next,
+            acked: Some(Acked {
+                writer,
+                position: position_token.clone(),
+            }),
+        },
+    );
+    if state
+        .heads
+        .move_later(aggregate_id, version, writer, position_token)
+        .await
+        .is_err()
+    {
+        tracing::warn!(%aggregate_id, version, "moving the head failed after the append; the log settles it");
+        state.heads.forget(aggregate_id);
     }
     Ok(Written {
         version,
@@ -277,23 +341,35 @@ where
             (aggregate_type, aggregate_id),
             (0, events.len()),
             &next,
-            writer,
+            (writer, None),
         )
         .await?
         {
             return Ok(Reserved::new(0, events, next, marked_at));
         }
     }
-    if let Some((version, written)) = state.heads.written(aggregate_id)
+    if let Some(Remembered {
+        version,
+        state: written,
+        acked,
+    }) = state.heads.written(aggregate_id)
         && expected.is_none_or(|expected| expected == version)
-        && let Ok(current) = serde_json::from_value::<S>(written)
+        && let Ok(current) = S::deserialize(&*written)
         && let Ok((events, next)) = decide(Some(current))
         && !events.is_empty()
     {
         let next = to_json(&next)?;
         let marked_at = Instant::now();
         let at = (version, events.len());
-        if mark(state, (aggregate_type, aggregate_id), at, &next, writer).await? {
+        if mark(
+            state,
+            (aggregate_type, aggregate_id),
+            at,
+            &next,
+            (writer, acked),
+        )
+        .await?
+        {
             return Ok(Reserved::new(version, events, next, marked_at));
         }
         state.heads.forget(aggregate_id);
@@ -341,7 +417,15 @@ where
         }
         let marked_at = Instant::now();
         let at = (version, events.len());
-        if mark(state, (aggregate_type, aggregate_id), at, &next, writer).await? {
+        if mark(
+            state,
+            (aggregate_type, aggregate_id),
+            at,
+            &next,
+            (writer, None),
+        )
+        .await?
+        {
             return Ok(Reserved::new(version, events, next, marked_at));
         }
         // Another writer marked or moved the head since we read it: read it again.
@@ -349,24 +433,35 @@ where
 }
 
 /// Step 3, one statement: marks `count` events after `version` pending, only if the head is
-/// still at `version` with nothing pending (or absent, for version 0). `false`: it was not.
+/// still at `version` with nothing pending (or absent, for version 0), or pending at `version`
+/// by the acknowledged append `follows` (this instance's last). `false`: it was not.
 async fn mark(
     state: &AppState,
     (aggregate_type, aggregate_id): (&'static str, Uuid),
     (version, count): (i64, usize),
-    next: &serde_json::Value,
-    writer: Uuid,
+    next: &Arc<serde_json::Value>,
+    (writer, follows): (Uuid, Option<Acked>),
 ) -> Result<bool, ApiError> {
     let versions = (version, version + count as i64);
     state
         .heads
-        .mark(aggregate_id, aggregate_type, versions, next.clone(), writer)
+        .mark_after(
+            aggregate_id,
+            aggregate_type,
+            versions,
+            next.clone(),
+            (writer, follows),
+        )
         .await
         .map_err(|_| ApiError::ReadModelUnavailable)
 }
 
-fn to_json<S: Serialize>(state: &S) -> Result<serde_json::Value, ApiError> {
-    serde_json::to_value(state).map_err(|error| ApiError::Internal(error.into()))
+/// The state as the head stores it; shared, not copied, between the mark and what this
+/// instance remembers.
+fn to_json<S: Serialize>(state: &S) -> Result<Arc<serde_json::Value>, ApiError> {
+    serde_json::to_value(state)
+        .map(Arc::new)
+        .map_err(|error| ApiError::Internal(error.into()))
 }
 
 /// Settles a stale pending append with the head locked, so one writer reads the log for it

@@ -18,7 +18,7 @@ use cruxlog_command_api::{
     command::Command,
     domain,
     error::ApiError,
-    heads::HeadsUnavailable,
+    heads::{Acked, HeadsUnavailable},
     writer::{self, Written},
 };
 use cruxlog_schemas::{Actor, events::aggregate};
@@ -190,6 +190,84 @@ async fn marks_and_moves_share_statements_and_a_head_is_written_once_per_stateme
     }
 }
 
+/// The answer to a command does not wait for its move (ADR 0013): the instance's next mark
+/// on that head completes the move itself, whether the move landed before it, lands in the
+/// same statement or comes after it. A mark naming another writer's append does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mark_after_an_acknowledged_append_completes_its_move_whenever_the_move_lands() {
+    let app = TestApp::api_only().await;
+    let state = AppState::connect(api_config(&app.env))
+        .await
+        .expect("state");
+    let heads = &state.heads;
+    let acked = |writer: Uuid| Acked {
+        writer,
+        position: Some(format!("p-{writer}")),
+    };
+    for round in 0..10 {
+        let ids: Vec<Uuid> = (0..100).map(|_| Uuid::now_v7()).collect();
+        let marks = ids
+            .iter()
+            .map(|&id| heads.mark(id, "climbing_session", (0, 1), json!({"v": 1}), id));
+        assert!(
+            futures::future::join_all(marks)
+                .await
+                .iter()
+                .all(|m| *m == Ok(true))
+        );
+        // A mark naming an append that is not the pending one is refused.
+        assert_eq!(
+            heads
+                .mark_after(
+                    ids[0],
+                    "climbing_session",
+                    (1, 2),
+                    json!({"v": 2}),
+                    (Uuid::now_v7(), Some(acked(Uuid::now_v7()))),
+                )
+                .await,
+            Ok(false)
+        );
+        // Every head's move is sent without waiting, and at once the next mark follows it.
+        for &id in &ids {
+            heads
+                .move_later(id, 1, id, Some(format!("p-{id}")))
+                .await
+                .expect("queued");
+        }
+        let next = ids.iter().map(|&id| {
+            heads.mark_after(
+                id,
+                "climbing_session",
+                (1, 2),
+                json!({"v": 2}),
+                (Uuid::now_v7(), Some(acked(id))),
+            )
+        });
+        let next = futures::future::join_all(next).await;
+        assert!(
+            next.iter().all(|m| *m == Ok(true)),
+            "round {round}: {next:?}"
+        );
+        for &id in &ids {
+            let head = heads.read(id).await.expect("read").expect("a head");
+            assert_eq!(
+                (head.version, head.state, head.pending_version),
+                (1, Some(json!({"v": 1})), Some(2)),
+                "round {round}"
+            );
+        }
+        let position: Option<String> = sqlx::query_scalar(
+            "select last_position from api.aggregate_heads where aggregate_id = $1",
+        )
+        .bind(ids[7])
+        .fetch_one(&state.db)
+        .await
+        .expect("position");
+        assert_eq!(position, Some(format!("p-{}", ids[7])));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_of_a_head_that_is_gone_moves_nothing_and_leaves_no_row() {
     let app = TestApp::api_only().await;
@@ -263,6 +341,7 @@ async fn a_failed_batch_answers_every_request_with_an_error() {
             .expect("lazy pool"),
         &state.metrics.head_batch_rows,
         Duration::from_secs(3),
+        2,
     );
     let ids: Vec<Uuid> = (0..20).map(|_| Uuid::now_v7()).collect();
     let marks = ids
@@ -333,7 +412,7 @@ async fn a_remembered_head_that_another_instance_moved_is_read_again() {
     let (app, first, second) = two_instances().await;
     let session = Session::start(&first).await;
     let session_id = session.id;
-    assert_eq!(first.heads.written(session_id).map(|(v, _)| v), Some(1));
+    assert_eq!(first.heads.written(session_id).map(|r| r.version), Some(1));
     // Decided on the head it wrote: no read.
     let reads = batch_rows(&first, "read").0;
     assert_eq!(
@@ -354,7 +433,7 @@ async fn a_remembered_head_that_another_instance_moved_is_read_again() {
             .version,
         3
     );
-    assert_eq!(first.heads.written(session_id).map(|(v, _)| v), Some(2));
+    assert_eq!(first.heads.written(session_id).map(|r| r.version), Some(2));
     // A stale If-Match is refused with the current version, not the remembered one.
     match session.log(&first, Some(2)).await {
         Err(ApiError::VersionConflict { expected, current }) => {
@@ -370,6 +449,13 @@ async fn a_remembered_head_that_another_instance_moved_is_read_again() {
             .await
             .expect("first logs again")
             .version,
+        4
+    );
+    // The move after the answer lands soon after it; `version_of` waits for it.
+    assert_eq!(
+        writer::version_of(&first, session_id)
+            .await
+            .expect("version"),
         4
     );
     let head = first

@@ -1,0 +1,4 @@
+-- A mark may complete the move of the acknowledged append it follows (ADR 0013): the write
+-- statement proposes that append's writer here, and the compare-and-set accepts a head still
+-- pending by it. Only proposed rows carry it; every update clears it.
+alter table aggregate_heads add column mark_follows uuid;
