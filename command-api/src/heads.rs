@@ -397,48 +397,56 @@ impl Write {
 /// (a head erased meanwhile) would insert its proposed row, which is told apart by
 /// `xmax = 0`, answered "not moved" and deleted again.
 async fn write_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, batch: Vec<Write>) {
-    // One statement cannot touch a row twice. A head has at most one move (one pending
-    // writer). A mark that follows that move's append completes it, so the move is dropped;
-    // any other mark beside it, or a second mark, is answered "not marked" without being
-    // sent, and its writer reads the head again, as after losing to another instance.
+    // One statement cannot touch a row twice. Of two moves of one head (possible when the
+    // queue is long: a mark completed the first and a later command moved on), only the
+    // highest version can still match, so the others are answered "not moved" unsent. A mark
+    // that follows the remaining move's append completes it, so the move rides on the mark and
+    // gets its answer; any other mark beside a move, or a second mark, is answered "not
+    // marked" unsent, and its writer reads the head again, as after losing to another
+    // instance.
     let mut marks_by_head: HashMap<Uuid, Vec<Mark>> = HashMap::new();
-    let mut moves = Vec::new();
+    let mut moves_by_head: HashMap<Uuid, Move> = HashMap::new();
+    let mut superseded = Vec::new();
     for write in batch {
         match write {
-            Write::Move(request) => moves.push(request),
             Write::Mark(mark) => marks_by_head
                 .entry(mark.aggregate_id)
                 .or_default()
                 .push(mark),
+            Write::Move(request) => match moves_by_head.remove(&request.aggregate_id) {
+                Some(other) if other.version > request.version => {
+                    superseded.push(request);
+                    moves_by_head.insert(other.aggregate_id, other);
+                }
+                Some(other) => {
+                    superseded.push(other);
+                    moves_by_head.insert(request.aggregate_id, request);
+                }
+                None => {
+                    moves_by_head.insert(request.aggregate_id, request);
+                }
+            },
         }
     }
-    let mut sent: Vec<Write> = Vec::with_capacity(moves.len() + marks_by_head.len());
-    let mut refused = Vec::new();
-    for request in moves {
-        let completing = marks_by_head.get(&request.aggregate_id).and_then(|marks| {
-            marks.iter().position(|mark| {
-                mark.version == request.version
-                    && mark.follows.as_ref().map(|f| f.writer) == Some(request.writer)
-            })
+    for request in superseded {
+        Write::Move(request).answer(Ok(false));
+    }
+    let mut sent: Vec<Write> = Vec::with_capacity(moves_by_head.len() + marks_by_head.len());
+    let (mut refused, mut absorbed) = (Vec::new(), Vec::new());
+    for (id, request) in moves_by_head {
+        let mut marks = marks_by_head.remove(&id).unwrap_or_default();
+        let completing = marks.iter().position(|mark| {
+            mark.version == request.version
+                && mark.follows.as_ref().map(|f| f.writer) == Some(request.writer)
         });
         match completing {
             Some(at) => {
-                let mut marks = marks_by_head
-                    .remove(&request.aggregate_id)
-                    .unwrap_or_default();
                 sent.push(Write::Mark(marks.swap_remove(at)));
-                refused.extend(marks);
-                Write::Move(request).answer(Ok(false));
+                absorbed.push(request);
             }
-            None => {
-                refused.extend(
-                    marks_by_head
-                        .remove(&request.aggregate_id)
-                        .unwrap_or_default(),
-                );
-                sent.push(Write::Move(request));
-            }
+            None => sent.push(Write::Move(request)),
         }
+        refused.extend(marks);
     }
     for (_, mut marks) in marks_by_head {
         let first = marks.remove(0);
@@ -517,6 +525,8 @@ async fn write_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, batch: Ve
                               and head.pending_writer = excluded.mark_follows)
                 end
          returning aggregate_id, xmax = 0 as inserted",
+        // `xmax = 0`: the row version was inserted, not updated (an updated one carries the
+        // locking transaction's id) — PostgreSQL's usual tell for `on conflict` upserts.
     )
     .bind(&ids)
     .bind(&types)
@@ -545,6 +555,10 @@ async fn write_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, batch: Ve
             if !strays.is_empty() {
                 remove_strays(&db, &strays).await;
             }
+            for request in absorbed {
+                let moved = written.contains_key(&request.aggregate_id);
+                Write::Move(request).answer(Ok(moved));
+            }
             for write in sent {
                 let done = match written.get(&write.aggregate_id()) {
                     Some(&inserted) => !(inserted && matches!(write, Write::Move(_))),
@@ -555,6 +569,9 @@ async fn write_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, batch: Ve
         }
         Err(error) => {
             tracing::warn!(%error, rows, "writing heads failed");
+            for request in absorbed {
+                Write::Move(request).answer(Err(HeadsUnavailable));
+            }
             for write in sent {
                 write.answer(Err(HeadsUnavailable));
             }
@@ -567,7 +584,10 @@ async fn write_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, batch: Ve
 async fn remove_strays(db: &sqlx::PgPool, ids: &[Uuid]) {
     let removed = sqlx::query(
         "delete from api.aggregate_heads
-          where aggregate_id = any($1) and state is null and pending_version is null",
+          where aggregate_id in (
+                select aggregate_id from api.aggregate_heads
+                 where aggregate_id = any($1) and state is null and pending_version is null
+                 order by aggregate_id for update)",
     )
     .bind(ids)
     .execute(db)

@@ -150,11 +150,25 @@ async fn leave_pending(app: &TestApp, session: Uuid, pending: i64) {
     let db = sqlx::PgPool::connect(&app.env.database_url)
         .await
         .expect("db");
+    // The move after the last command's answer may still be on its way (ADR 0013).
+    for _ in 0..200 {
+        let moving: bool = sqlx::query_scalar(
+            "select pending_version is not null from api.aggregate_heads where aggregate_id = $1",
+        )
+        .bind(session)
+        .fetch_one(&db)
+        .await
+        .expect("head");
+        if !moving {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     let marked = sqlx::query(
         "update api.aggregate_heads
             set pending_version = $2, pending_state = state,
                 pending_since = now() - interval '1 minute'
-          where aggregate_id = $1",
+          where aggregate_id = $1 and pending_version is null",
     )
     .bind(session)
     .bind(pending)

@@ -215,6 +215,19 @@ async fn a_mark_after_an_acknowledged_append_completes_its_move_whenever_the_mov
                 .iter()
                 .all(|m| *m == Ok(true))
         );
+        // A mark naming the pending writer at another version is refused.
+        assert_eq!(
+            heads
+                .mark_after(
+                    ids[0],
+                    "climbing_session",
+                    (2, 3),
+                    json!({"v": 3}),
+                    (Uuid::now_v7(), Some(acked(ids[0]))),
+                )
+                .await,
+            Ok(false)
+        );
         // A mark naming an append that is not the pending one is refused.
         assert_eq!(
             heads
@@ -266,6 +279,110 @@ async fn a_mark_after_an_acknowledged_append_completes_its_move_whenever_the_mov
         .expect("position");
         assert_eq!(position, Some(format!("p-{}", ids[7])));
     }
+}
+
+/// Two moves of one head can meet in a batch (a mark completed the first, a later command
+/// moved on): only the latest is sent, and the batch does not fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_moves_of_one_head_in_a_batch_send_only_the_latest() {
+    let app = TestApp::api_only().await;
+    let state = AppState::connect(api_config(&app.env))
+        .await
+        .expect("state");
+    let heads = &state.heads;
+    let ids: Vec<Uuid> = (0..200).map(|_| Uuid::now_v7()).collect();
+    let second: Vec<Uuid> = ids.iter().map(|_| Uuid::now_v7()).collect();
+    for (&id, &writer) in ids.iter().zip(&second) {
+        assert_eq!(
+            heads
+                .mark(id, "climbing_session", (0, 1), json!({"v": 1}), id)
+                .await,
+            Ok(true)
+        );
+        let follows = Acked {
+            writer: id,
+            position: None,
+        };
+        assert_eq!(
+            heads
+                .mark_after(
+                    id,
+                    "climbing_session",
+                    (1, 2),
+                    json!({"v": 2}),
+                    (writer, Some(follows)),
+                )
+                .await,
+            Ok(true)
+        );
+    }
+    // Both moves of every head queued back to back: most pairs share a batch.
+    for (&id, &writer) in ids.iter().zip(&second) {
+        heads.move_later(id, 1, id, None).await.expect("queued");
+        heads
+            .move_later(id, 2, writer, Some("p2".into()))
+            .await
+            .expect("queued");
+    }
+    for &id in &ids {
+        let mut head = heads.read(id).await.expect("read").expect("a head");
+        for _ in 0..400 {
+            if head.pending_version.is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            head = heads.read(id).await.expect("read").expect("a head");
+        }
+        assert_eq!(
+            (head.version, head.state, head.pending_version),
+            (2, Some(json!({"v": 2})), None)
+        );
+    }
+}
+
+/// Reads wait for a young pending append only briefly (a head written without a pause stays
+/// pending), and settle one whose writer is gone from the log, as a writer would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_wait_briefly_for_a_pending_append_and_settle_a_stale_one() {
+    let app = TestApp::api_only().await;
+    let state = AppState::connect(api_config(&app.env))
+        .await
+        .expect("state");
+    let session = Session::start(&state).await;
+    assert_eq!(
+        writer::version_of(&state, session.id)
+            .await
+            .expect("version"),
+        1
+    );
+    // A young pending mark, never moved: the read answers the version before it, soon.
+    let (id, writer_id) = (session.id, Uuid::now_v7());
+    assert_eq!(
+        state
+            .heads
+            .mark(id, "climbing_session", (1, 2), json!({}), writer_id)
+            .await,
+        Ok(true)
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(writer::version_of(&state, id).await.expect("version"), 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "waited {:?}",
+        started.elapsed()
+    );
+    // Its writer gone (the mark back-dated, nothing in the log): the read settles it.
+    sqlx::query(
+        "update api.aggregate_heads set pending_since = now() - interval '1 hour'
+          where aggregate_id = $1",
+    )
+    .bind(id)
+    .execute(&state.db)
+    .await
+    .expect("back-date");
+    assert_eq!(writer::version_of(&state, id).await.expect("version"), 1);
+    let head = state.heads.read(id).await.expect("read").expect("a head");
+    assert_eq!((head.version, head.pending_version), (1, None));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
