@@ -26,16 +26,36 @@ use helpers::{TestApp, api_config};
 use serde_json::json;
 use uuid::Uuid;
 
-/// A test environment and two API states on it, as two instances would be.
-async fn two_instances() -> (TestApp, AppState, AppState) {
+/// A test environment and an API state on it.
+async fn one_instance() -> (TestApp, AppState) {
     let app = TestApp::api_only().await;
-    let first = AppState::connect(api_config(&app.env))
+    let state = AppState::connect(api_config(&app.env))
         .await
         .expect("state");
+    (app, state)
+}
+
+/// A test environment and two API states on it, as two instances would be.
+async fn two_instances() -> (TestApp, AppState, AppState) {
+    let (app, first) = one_instance().await;
     let second = AppState::connect(api_config(&app.env))
         .await
         .expect("state");
     (app, first, second)
+}
+
+/// `count` new heads, each marked pending at version 1 with state `{"v": 1}` by a writer
+/// whose id is the head's.
+async fn pending_heads(state: &AppState, count: usize) -> Vec<Uuid> {
+    let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
+    let marks = ids.iter().map(|&id| {
+        state
+            .heads
+            .mark(id, "climbing_session", (0, 1), json!({"v": 1}), id)
+    });
+    let marked = futures::future::join_all(marks).await;
+    assert!(marked.iter().all(|m| *m == Ok(true)), "{marked:?}");
+    ids
 }
 
 fn batch_rows(state: &AppState, kind: &str) -> (u64, f64) {
@@ -45,10 +65,7 @@ fn batch_rows(state: &AppState, kind: &str) -> (u64, f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_marks_share_statements_and_each_gets_its_own_answer() {
-    let app = TestApp::api_only().await;
-    let state = AppState::connect(api_config(&app.env))
-        .await
-        .expect("state");
+    let (_app, state) = one_instance().await;
     let heads = &state.heads;
     // 300 new aggregates at once: every mark at version 0 succeeds.
     let ids: Vec<Uuid> = (0..300).map(|_| Uuid::now_v7()).collect();
@@ -131,22 +148,10 @@ async fn concurrent_marks_share_statements_and_each_gets_its_own_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn marks_and_moves_share_statements_and_a_head_is_written_once_per_statement() {
-    let app = TestApp::api_only().await;
-    let state = AppState::connect(api_config(&app.env))
-        .await
-        .expect("state");
+    let (_app, state) = one_instance().await;
     let heads = &state.heads;
     for round in 0..10 {
-        let pending: Vec<Uuid> = (0..100).map(|_| Uuid::now_v7()).collect();
-        let marks = pending
-            .iter()
-            .map(|&id| heads.mark(id, "climbing_session", (0, 1), json!({"v": 1}), id));
-        assert!(
-            futures::future::join_all(marks)
-                .await
-                .iter()
-                .all(|m| *m == Ok(true))
-        );
+        let pending = pending_heads(&state, 100).await;
         let (statements_before, rows_before) = batch_rows(&state, "write");
         // At once: the 100 pending heads are moved, 100 new heads are marked, and each moved
         // head is marked again at version 1 (before its move lands, in its move's statement,
@@ -195,26 +200,14 @@ async fn marks_and_moves_share_statements_and_a_head_is_written_once_per_stateme
 /// same statement or comes after it. A mark naming another writer's append does not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mark_after_an_acknowledged_append_completes_its_move_whenever_the_move_lands() {
-    let app = TestApp::api_only().await;
-    let state = AppState::connect(api_config(&app.env))
-        .await
-        .expect("state");
+    let (_app, state) = one_instance().await;
     let heads = &state.heads;
     let acked = |writer: Uuid| Acked {
         writer,
         position: Some(format!("p-{writer}")),
     };
     for round in 0..10 {
-        let ids: Vec<Uuid> = (0..100).map(|_| Uuid::now_v7()).collect();
-        let marks = ids
-            .iter()
-            .map(|&id| heads.mark(id, "climbing_session", (0, 1), json!({"v": 1}), id));
-        assert!(
-            futures::future::join_all(marks)
-                .await
-                .iter()
-                .all(|m| *m == Ok(true))
-        );
+        let ids = pending_heads(&state, 100).await;
         // A mark naming the pending writer at another version is refused.
         assert_eq!(
             heads
@@ -285,10 +278,7 @@ async fn a_mark_after_an_acknowledged_append_completes_its_move_whenever_the_mov
 /// moved on): only the latest is sent, and the batch does not fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_moves_of_one_head_in_a_batch_send_only_the_latest() {
-    let app = TestApp::api_only().await;
-    let state = AppState::connect(api_config(&app.env))
-        .await
-        .expect("state");
+    let (_app, state) = one_instance().await;
     let heads = &state.heads;
     let ids: Vec<Uuid> = (0..200).map(|_| Uuid::now_v7()).collect();
     let second: Vec<Uuid> = ids.iter().map(|_| Uuid::now_v7()).collect();
@@ -344,10 +334,7 @@ async fn two_moves_of_one_head_in_a_batch_send_only_the_latest() {
 /// pending), and settle one whose writer is gone from the log, as a writer would.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_wait_briefly_for_a_pending_append_and_settle_a_stale_one() {
-    let app = TestApp::api_only().await;
-    let state = AppState::connect(api_config(&app.env))
-        .await
-        .expect("state");
+    let (_app, state) = one_instance().await;
     let session = Session::start(&state).await;
     assert_eq!(
         writer::version_of(&state, session.id)
@@ -387,10 +374,7 @@ async fn reads_wait_briefly_for_a_pending_append_and_settle_a_stale_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_of_a_head_that_is_gone_moves_nothing_and_leaves_no_row() {
-    let app = TestApp::api_only().await;
-    let state = AppState::connect(api_config(&app.env))
-        .await
-        .expect("state");
+    let (_app, state) = one_instance().await;
     let id = Uuid::now_v7();
     assert_eq!(
         state
@@ -441,10 +425,7 @@ async fn many_marks_of_one_head_at_once_have_exactly_one_winner() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_batch_answers_every_request_with_an_error() {
-    let app = TestApp::api_only().await;
-    let state = AppState::connect(api_config(&app.env))
-        .await
-        .expect("state");
+    let (_app, state) = one_instance().await;
     // Heads against a database that is gone: a closed port.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("port")
@@ -637,10 +618,7 @@ async fn batches_over_the_same_heads_in_any_order_never_deadlock() {
 /// next command settles the mark from the log (not appended) and takes the version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mark_slower_than_its_window_is_not_followed_by_an_append() {
-    let app = TestApp::api_only().await;
-    let state = AppState::connect(api_config(&app.env))
-        .await
-        .expect("state");
+    let (app, state) = one_instance().await;
     let session = Session::start(&state).await;
     let session_id = session.id;
     let log = || session.log(&state, None);
@@ -690,10 +668,7 @@ async fn a_mark_slower_than_its_window_is_not_followed_by_an_append() {
 /// is marked or appended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_decision_with_two_events_is_refused_before_anything_is_written() {
-    let app = TestApp::api_only().await;
-    let state = AppState::connect(api_config(&app.env))
-        .await
-        .expect("state");
+    let (app, state) = one_instance().await;
     let (user, id) = (Uuid::now_v7(), Uuid::now_v7());
     let command = Command::new(Actor::user(user), &HeaderMap::new());
     let started = helpers::events::session_started(id, user);
