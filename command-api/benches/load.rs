@@ -186,56 +186,59 @@ fn sample_cpu(window: Window) -> tokio::task::JoinHandle<Option<CpuTime>> {
 
 /// The API's head statements (`cruxlog_api_head_batch_rows`: how many commands shared each)
 /// and its write steps (`cruxlog_api_write_step_seconds`: where a command's time went).
-struct HeadBatches(prometheus::HistogramVec, prometheus::HistogramVec);
+struct ApiMetrics {
+    head_rows: prometheus::HistogramVec,
+    write_steps: prometheus::HistogramVec,
+}
 
-impl HeadBatches {
-    const KINDS: [&str; 2] = ["read", "write"];
+/// (sample count, sample sum) of each head kind, then of each write step.
+type Snapshot = Vec<(u64, f64)>;
 
+impl ApiMetrics {
+    const HEAD_KINDS: [&str; 2] = ["read", "write"];
     const STEPS: [&str; 2] = ["reserve", "append"];
 
-    /// (statements, rows) so far, per kind, then (commands, seconds) per write step.
-    fn totals(&self) -> Vec<(u64, f64)> {
+    fn snapshot(&self) -> Snapshot {
         let sums = |vec: &prometheus::HistogramVec, label: &str| {
             let histogram = vec.with_label_values(&[label]);
             (histogram.get_sample_count(), histogram.get_sample_sum())
         };
-        let kinds = Self::KINDS.iter().map(|kind| sums(&self.0, kind));
-        kinds
-            .chain(Self::STEPS.iter().map(|step| sums(&self.1, step)))
-            .collect()
+        let kinds = Self::HEAD_KINDS.map(|kind| sums(&self.head_rows, kind));
+        let steps = Self::STEPS.map(|step| sums(&self.write_steps, step));
+        kinds.into_iter().chain(steps).collect()
     }
 
-    /// Statements per command and rows per statement since `before` (warm-up included).
-    fn print_since(&self, before: &[(u64, f64)], figures: &Figures) {
-        let commands = figures.done.max(1) as f64;
-        let line: Vec<String> = Self::KINDS
+    /// Rows per head statement and mean time per write step since `before` (warm-up
+    /// included).
+    fn print_since(&self, before: &Snapshot, figures: &Figures) {
+        let delta: Vec<(u64, f64)> = self
+            .snapshot()
             .iter()
-            .zip(self.totals().iter().zip(before))
-            .map(|(kind, ((count, sum), (count0, sum0)))| {
-                let statements = count - count0;
-                let rows = sum - sum0;
-                format!(
-                    "{kind} {statements} statements, {:.1} rows each",
-                    rows / statements.max(1) as f64
-                )
+            .zip(before)
+            .map(|((count, sum), (count0, sum0))| (count - count0, sum - sum0))
+            .collect();
+        let (kinds, steps) = delta.split_at(Self::HEAD_KINDS.len());
+        let kinds: Vec<String> = Self::HEAD_KINDS
+            .iter()
+            .zip(kinds)
+            .map(|(kind, (statements, rows))| {
+                let each = rows / (*statements).max(1) as f64;
+                format!("{kind} {statements} statements, {each:.1} rows each")
+            })
+            .collect();
+        let steps: Vec<String> = Self::STEPS
+            .iter()
+            .zip(steps)
+            .map(|(step, (count, seconds))| {
+                format!("{step} {:.2} ms", 1e3 * seconds / (*count).max(1) as f64)
             })
             .collect();
         println!(
-            "  {:<22} heads: {} ({commands:.0} commands measured)",
+            "  {:<22} heads: {} ({} commands measured)",
             "",
-            line.join("; ")
+            kinds.join("; "),
+            figures.done
         );
-        let now = self.totals();
-        let steps: Vec<String> = Self::STEPS
-            .iter()
-            .enumerate()
-            .map(|(i, step)| {
-                let at = Self::KINDS.len() + i;
-                let count = now[at].0 - before[at].0;
-                let seconds = now[at].1 - before[at].1;
-                format!("{step} {:.2} ms", 1e3 * seconds / count.max(1) as f64)
-            })
-            .collect();
         println!(
             "  {:<22} mean time per command in: {}",
             "",
@@ -601,10 +604,10 @@ async fn main() {
 
     let app = Application::build(config).await.expect("api");
     let addr = app.http_addr().expect("bound");
-    let batches = HeadBatches(
-        app.state().metrics.head_batch_rows.clone(),
-        app.state().metrics.write_step_seconds.clone(),
-    );
+    let metrics = ApiMetrics {
+        head_rows: app.state().metrics.head_batch_rows.clone(),
+        write_steps: app.state().metrics.write_step_seconds.clone(),
+    };
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run(shutdown.clone()));
 
@@ -629,17 +632,17 @@ async fn main() {
         settings.sessions_per_connection
     );
 
-    let before = batches.totals();
+    let before = metrics.snapshot();
     let (callers, api_sessions) = run_api(callers, &settings, |caller| {
         vec![post("/v1/sessions", &caller.token, SESSION_BODY)]
     })
     .await;
     api_sessions.print("API POST /v1/sessions");
-    batches.print_since(&before, &api_sessions);
+    metrics.print_since(&before, &api_sessions);
     let callers = create_sessions(callers, settings.sessions_per_connection).await;
     let raw_sessions = run_raw(&producer, &topic, timeout, &callers, &settings, false).await;
     raw_sessions.print("raw SessionStarted");
-    let before = batches.totals();
+    let before = metrics.snapshot();
     let (callers, api_attempts) = run_api(callers, &settings, |caller| {
         caller
             .sessions
@@ -655,7 +658,7 @@ async fn main() {
     })
     .await;
     api_attempts.print("API POST .../attempts");
-    batches.print_since(&before, &api_attempts);
+    metrics.print_since(&before, &api_attempts);
     let raw_attempts = run_raw(&producer, &topic, timeout, &callers, &settings, true).await;
     raw_attempts.print("raw AttemptLogged");
     shutdown.cancel();

@@ -74,6 +74,7 @@ pub struct Acked {
 /// An aggregate's head as read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Head {
+    pub aggregate_type: String,
     /// Last version Kafka acknowledged.
     pub version: i64,
     /// The state after `version`.
@@ -313,7 +314,7 @@ async fn read_batch(
     metrics.observe(batch.len() as f64);
     let ids: Vec<Uuid> = batch.iter().map(|r| r.aggregate_id).collect();
     let rows = sqlx::query(
-        "select aggregate_id, version, state, pending_version,
+        "select aggregate_id, aggregate_type, version, state, pending_version,
                 coalesce(pending_since < now() - make_interval(secs => $2), false) as stale
            from api.aggregate_heads where aggregate_id = any($1)",
     )
@@ -326,6 +327,7 @@ async fn read_batch(
         rows.iter()
             .map(|row| {
                 let head = Head {
+                    aggregate_type: row.try_get("aggregate_type")?,
                     version: row.try_get("version")?,
                     state: row.try_get("state")?,
                     pending_version: row.try_get("pending_version")?,

@@ -31,7 +31,7 @@ use crate::{
     accounts::db_error,
     command::Command,
     error::ApiError,
-    heads::{Acked, Remembered},
+    heads::{Acked, Head, Remembered},
     log_scan,
     position::Position,
 };
@@ -124,13 +124,6 @@ pub async fn peek<S: DeserializeOwned>(
         .map_err(|error| ApiError::Internal(error.into()))
 }
 
-/// A head as reads outside a command see it.
-struct SettledHead {
-    aggregate_type: String,
-    version: i64,
-    state: Option<serde_json::Value>,
-}
-
 /// How long a read waits for a young pending append: its move normally lands within a batch
 /// or two of the command's answer. A head written without a pause (each mark completing the
 /// move before it) stays pending, so the wait is bounded well below the settling time.
@@ -141,45 +134,32 @@ const READ_WAIT: Duration = Duration::from_millis(250);
 /// otherwise see the version before it. Past [`READ_WAIT`] the version before the pending one
 /// is answered; a mark whose writer is gone (stale) is settled from the log first, as a writer
 /// would, so a lost move does not leave reads behind until the next command.
-async fn settled_head(
-    state: &AppState,
-    aggregate_id: Uuid,
-) -> Result<Option<SettledHead>, ApiError> {
+async fn settled_head(state: &AppState, aggregate_id: Uuid) -> Result<Option<Head>, ApiError> {
     let deadline = tokio::time::Instant::now() + READ_WAIT;
     let mut settled_once = false;
     loop {
-        let row = sqlx::query(
-            "select aggregate_type, version, state, pending_version is not null as pending,
-                    coalesce(pending_since < now() - make_interval(secs => $2), false) as stale
-               from api.aggregate_heads where aggregate_id = $1",
-        )
-        .bind(aggregate_id)
-        .bind(settle_after(&state.config).as_secs_f64())
-        .fetch_optional(&state.db)
-        .await
-        .map_err(db_error)?;
-        let Some(row) = row else {
+        let Some(head) = state
+            .heads
+            .read(aggregate_id)
+            .await
+            .map_err(|_| ApiError::ReadModelUnavailable)?
+        else {
             return Ok(None);
         };
-        let pending: bool = row.try_get("pending").map_err(db_error)?;
-        let stale: bool = row.try_get("stale").map_err(db_error)?;
+        let pending = head.pending_version.is_some();
         // Tried once; without the log (Kafka down) the read answers the version before the
         // mark.
-        if pending && stale && !settled_once {
+        if pending && head.stale && !settled_once {
             settled_once = true;
             if settle_stale(state, aggregate_id).await.is_ok() {
                 continue;
             }
         }
-        if pending && !stale && tokio::time::Instant::now() < deadline {
+        if pending && !head.stale && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
             continue;
         }
-        return Ok(Some(SettledHead {
-            aggregate_type: row.try_get("aggregate_type").map_err(db_error)?,
-            version: row.try_get("version").map_err(db_error)?,
-            state: row.try_get("state").map_err(db_error)?,
-        }));
+        return Ok(Some(head));
     }
 }
 
@@ -224,10 +204,8 @@ where
         decide,
     )
     .await?;
-    let steps = &state.metrics.write_step_seconds;
-    steps
-        .with_label_values(&["reserve"])
-        .observe(reserving.elapsed().as_secs_f64());
+    let steps = &state.metrics.write_steps;
+    steps.reserve.observe(reserving.elapsed().as_secs_f64());
     if !events.is_empty() && marked_at.elapsed() > MARK_WINDOW {
         // The mark took so long (a batch behind a locked row) that the append could end after
         // the mark looks stale to other writers, who would then settle it from a log that
@@ -273,9 +251,7 @@ where
             }
         }
     }
-    steps
-        .with_label_values(&["append"])
-        .observe(appending.elapsed().as_secs_f64());
+    steps.append.observe(appending.elapsed().as_secs_f64());
     let version = base + events.len() as i64;
     // The command succeeded once Kafka acknowledged it; the move is sent without waiting for
     // it (ADR 0013). Until it lands, this instance's next mark on the aggregate completes it,
