@@ -25,9 +25,10 @@
 //! linger), so a closed loop needs about that many callers to keep two cores busy. The app's
 //! traffic is many independent phones, so the number of callers is a measuring device, not a
 //! limit of the product. Each scenario also prints the machine's CPU per command (`/proc/stat`,
-//! whoever spent it; comparable across runs on a host that steals time), how many commands
-//! shared each head statement, and the mean time commands spent reserving their head and
-//! appending. `BENCH_HEAD_LANES` and `BENCH_LINGER_MS` override the API's `database.head_lanes`
+//! whoever spent it; comparable across runs on a host that steals time) and how it divides
+//! between the API process, the load generator (its own thread and runtime), PostgreSQL and
+//! the Kafka broker (`/proc/<pid>/stat`), how many commands shared each head statement, and
+//! the mean time commands spent reserving their head and appending. `BENCH_HEAD_LANES` and `BENCH_LINGER_MS` override the API's `database.head_lanes`
 //! and `http.append_linger_ms`.
 
 use std::time::{Duration, Instant};
@@ -61,6 +62,11 @@ const SESSION_BODY: &str = r#"{"discipline":"boulder","indoor":true,"planned_min
 const ATTEMPT_BODY: &str =
     r#"{"style":"boulder","result":"fail","falls":1,"grade_system":"fontainebleau","grade":"6b+"}"#;
 
+/// The load generator's thread: its own one-thread runtime, as a separate load-generating
+/// process would be, so that its CPU is told apart from the API's and its tasks never queue
+/// behind the API's on the API's workers.
+const LOAD_THREAD: &str = "loadgen";
+
 struct Settings {
     concurrency: usize,
     warmup: Duration,
@@ -83,6 +89,8 @@ struct Figures {
     window: Duration,
     /// The whole machine's CPU over the window, if `/proc/stat` could be read.
     cpu: Option<CpuTime>,
+    /// The CPU each part of the stack spent over the window.
+    parts: Option<PartsTime>,
 }
 
 impl Figures {
@@ -113,6 +121,18 @@ impl Figures {
                 cpu.share(cpu.idle),
                 cpu.share(cpu.steal)
             );
+            if let Some(parts) = &self.parts {
+                let per_command = |ticks: u64| ticks as f64 * 1e4 / self.done.max(1) as f64;
+                println!(
+                    "  {:<22}     of which: API process {:.0} us, load generator {:.0} us, PostgreSQL {:.0} us, Kafka broker {:.0} us, the rest {:.0} us",
+                    "",
+                    per_command(parts.api),
+                    per_command(parts.load),
+                    per_command(parts.postgres),
+                    per_command(parts.kafka),
+                    per_command(cpu.busy().saturating_sub(parts.total())),
+                );
+            }
         }
     }
 }
@@ -174,13 +194,94 @@ impl CpuTime {
     }
 }
 
-/// Samples the machine's CPU time at the start and at the end of `window`.
-fn sample_cpu(window: Window) -> tokio::task::JoinHandle<Option<CpuTime>> {
+/// CPU time (clock ticks, user and system) of each part of the stack, from `/proc`: this
+/// process's threads apart from the load generator's (the API, or the raw producer), the load
+/// generator's thread, every `postgres` process, and the Kafka broker's JVM. What is left of
+/// the machine's busy time is the kernel's own threads and everything else.
+#[derive(Clone, Copy, Default)]
+struct PartsTime {
+    api: u64,
+    load: u64,
+    postgres: u64,
+    kafka: u64,
+}
+
+impl PartsTime {
+    fn now() -> Option<Self> {
+        let process = ticks_of(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
+        let mut load = 0;
+        for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+            let dir = task.path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if comm.trim_end() == LOAD_THREAD {
+                let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+                load += ticks_of(&stat).unwrap_or(0);
+            }
+        }
+        let (mut postgres, mut kafka) = (0, 0);
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let dir = entry.path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            let part = match comm.trim_end() {
+                "postgres" => &mut postgres,
+                "java" => {
+                    let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+                    if !cmdline.split(|&b| b == 0).any(|arg| arg == b"kafka.Kafka") {
+                        continue;
+                    }
+                    &mut kafka
+                }
+                _ => continue,
+            };
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+            *part += ticks_of(&stat).unwrap_or(0);
+        }
+        Some(Self {
+            api: process.saturating_sub(load),
+            load,
+            postgres,
+            kafka,
+        })
+    }
+
+    fn since(self, start: Self) -> Self {
+        // A process that ended inside the window takes its ticks with it (saturate, never
+        // wrap); one that started inside it counts whole.
+        Self {
+            api: self.api.saturating_sub(start.api),
+            load: self.load.saturating_sub(start.load),
+            postgres: self.postgres.saturating_sub(start.postgres),
+            kafka: self.kafka.saturating_sub(start.kafka),
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.api + self.load + self.postgres + self.kafka
+    }
+}
+
+/// `utime + stime` from a `/proc/.../stat` line (fields 14 and 15; the command name, field
+/// 2, may hold spaces and parentheses, so fields are counted from its closing one).
+fn ticks_of(stat: &str) -> Option<u64> {
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+    Some(field(14)? + field(15)?)
+}
+
+/// Samples the machine's CPU time, and each part's, at the start and at the end of `window`.
+fn sample_cpu(window: Window) -> tokio::task::JoinHandle<(Option<CpuTime>, Option<PartsTime>)> {
     tokio::spawn(async move {
         tokio::time::sleep_until(window.from.into()).await;
-        let start = CpuTime::now()?;
+        let start = (CpuTime::now(), PartsTime::now());
         tokio::time::sleep_until(window.until.into()).await;
-        Some(CpuTime::now()?.since(start))
+        let end = (CpuTime::now(), PartsTime::now());
+        (
+            start.0.zip(end.0).map(|(start, end)| end.since(start)),
+            start.1.zip(end.1).map(|(start, end)| end.since(start)),
+        )
     })
 }
 
@@ -296,13 +397,18 @@ impl Tally {
     }
 }
 
-fn merge(tallies: Vec<Tally>, window: Window, cpu: Option<CpuTime>) -> Figures {
+fn merge(
+    tallies: Vec<Tally>,
+    window: Window,
+    (cpu, parts): (Option<CpuTime>, Option<PartsTime>),
+) -> Figures {
     let mut figures = Figures {
         done: 0,
         errors: 0,
         latency: Tally::new().latency,
         window: window.until - window.from,
         cpu,
+        parts,
     };
     for tally in tallies {
         figures.done += tally.done;
@@ -402,6 +508,7 @@ async fn drive(mut caller: Caller, requests: Vec<Vec<u8>>, window: Window) -> (C
 }
 
 async fn run_api(
+    load: &tokio::runtime::Handle,
     callers: Vec<Caller>,
     settings: &Settings,
     requests: impl Fn(&Caller) -> Vec<Vec<u8>>,
@@ -412,7 +519,7 @@ async fn run_api(
         .into_iter()
         .map(|caller| {
             let requests = requests(&caller);
-            tokio::spawn(drive(caller, requests, window))
+            load.spawn(drive(caller, requests, window))
         })
         .collect();
     let mut callers = Vec::new();
@@ -422,16 +529,20 @@ async fn run_api(
         callers.push(caller);
         tallies.push(tally);
     }
-    let cpu = cpu.await.ok().flatten();
+    let cpu = cpu.await.unwrap_or((None, None));
     (callers, merge(tallies, window, cpu))
 }
 
 /// Creates each caller's sessions through the API (not measured).
-async fn create_sessions(callers: Vec<Caller>, per_caller: usize) -> Vec<Caller> {
+async fn create_sessions(
+    load: &tokio::runtime::Handle,
+    callers: Vec<Caller>,
+    per_caller: usize,
+) -> Vec<Caller> {
     let workers: Vec<_> = callers
         .into_iter()
         .map(|mut caller| {
-            tokio::spawn(async move {
+            load.spawn(async move {
                 let request = post("/v1/sessions", &caller.token, SESSION_BODY);
                 while caller.sessions.len() < per_caller {
                     let (status, location) = caller.conn.call(&request).await.expect("create");
@@ -492,7 +603,7 @@ async fn run_raw(
     for worker in workers {
         tallies.push(worker.await.expect("worker"));
     }
-    merge(tallies, window, cpu.await.ok().flatten())
+    merge(tallies, window, cpu.await.unwrap_or((None, None)))
 }
 
 fn meta(user: Uuid, aggregate_id: Uuid, version: i64) -> EventMeta {
@@ -611,11 +722,21 @@ async fn main() {
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run(shutdown.clone()));
 
+    let load = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(LOAD_THREAD)
+        .enable_all()
+        .build()
+        .expect("load generator runtime");
     let mut callers = Vec::new();
     for _ in 0..settings.concurrency {
         let user = Uuid::now_v7();
         callers.push(Caller {
-            conn: Conn::open(addr).await.expect("connect"),
+            conn: load
+                .spawn(Conn::open(addr))
+                .await
+                .expect("load generator")
+                .expect("connect"),
             user,
             token: keys.mint(user, ActorRole::User, 3_600).expect("token"),
             sessions: Vec::new(),
@@ -633,17 +754,17 @@ async fn main() {
     );
 
     let before = metrics.snapshot();
-    let (callers, api_sessions) = run_api(callers, &settings, |caller| {
+    let (callers, api_sessions) = run_api(load.handle(), callers, &settings, |caller| {
         vec![post("/v1/sessions", &caller.token, SESSION_BODY)]
     })
     .await;
     api_sessions.print("API POST /v1/sessions");
     metrics.print_since(&before, &api_sessions);
-    let callers = create_sessions(callers, settings.sessions_per_connection).await;
+    let callers = create_sessions(load.handle(), callers, settings.sessions_per_connection).await;
     let raw_sessions = run_raw(&producer, &topic, timeout, &callers, &settings, false).await;
     raw_sessions.print("raw SessionStarted");
     let before = metrics.snapshot();
-    let (callers, api_attempts) = run_api(callers, &settings, |caller| {
+    let (callers, api_attempts) = run_api(load.handle(), callers, &settings, |caller| {
         caller
             .sessions
             .iter()
@@ -682,4 +803,5 @@ async fn main() {
         if met { "met" } else { "NOT met" }
     );
     drop(callers);
+    load.shutdown_background();
 }
