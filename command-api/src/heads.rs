@@ -26,7 +26,7 @@ use std::{
 
 use hashlink::LruCache;
 
-use sqlx::{Row as _, types::Json};
+use sqlx::Row as _;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
@@ -51,13 +51,43 @@ pub struct Heads {
     written: Arc<Mutex<LruCache<Uuid, Remembered>>>,
 }
 
+/// An aggregate's state as a head stores it: JSON text, shared (not copied) between a mark,
+/// its statement and what the instance remembers. Serialised once per command from the typed
+/// state and parsed back into it, never held as a `serde_json::Value` tree: building, writing
+/// out and freeing such a tree (a session's holds every attempt id) cost a command more than
+/// the text (issue #4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateJson(Arc<str>);
+
+impl StateJson {
+    /// The JSON text of `state`.
+    pub fn of<S: serde::Serialize>(state: &S) -> serde_json::Result<Self> {
+        Ok(Self(serde_json::to_string(state)?.into()))
+    }
+
+    /// The typed state back.
+    pub fn parse<S: serde::de::DeserializeOwned>(&self) -> serde_json::Result<S> {
+        serde_json::from_str(&self.0)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<serde_json::Value> for StateJson {
+    fn from(value: serde_json::Value) -> Self {
+        Self(value.to_string().into())
+    }
+}
+
 /// What this instance remembers of a head it wrote last: the version its append made and the
 /// state after it. Only a hint: another instance may have moved the head since, which the
 /// compare-and-set of the next mark at this version finds out.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Remembered {
     pub version: i64,
-    pub state: Arc<serde_json::Value>,
+    pub state: StateJson,
     /// Set while the move after that append may not have landed: the next mark may complete
     /// it (see [`Heads::mark_after`]).
     pub acked: Option<Acked>,
@@ -95,7 +125,7 @@ struct Mark {
     aggregate_type: &'static str,
     version: i64,
     pending_version: i64,
-    pending_state: Arc<serde_json::Value>,
+    pending_state: StateJson,
     writer: Uuid,
     /// The acknowledged append at `version` whose move this mark may complete.
     follows: Option<Acked>,
@@ -178,7 +208,7 @@ impl Heads {
         aggregate_id: Uuid,
         aggregate_type: &'static str,
         (version, pending_version): (i64, i64),
-        pending_state: impl Into<Arc<serde_json::Value>>,
+        pending_state: impl Into<StateJson>,
         writer: Uuid,
     ) -> Result<bool, HeadsUnavailable> {
         self.mark_after(
@@ -201,7 +231,7 @@ impl Heads {
         aggregate_id: Uuid,
         aggregate_type: &'static str,
         (version, pending_version): (i64, i64),
-        pending_state: impl Into<Arc<serde_json::Value>>,
+        pending_state: impl Into<StateJson>,
         (writer, follows): (Uuid, Option<Acked>),
     ) -> Result<bool, HeadsUnavailable> {
         let (reply, answer) = oneshot::channel();
@@ -478,7 +508,7 @@ async fn write_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, batch: Ve
                 types.push(mark.aggregate_type);
                 versions.push(mark.version);
                 pending.push(Some(mark.pending_version));
-                states.push(Some(Arc::clone(&mark.pending_state)));
+                states.push(Some(mark.pending_state.clone()));
                 writers.push(mark.writer);
                 let acked = mark.follows.as_mut();
                 follows.push(acked.as_ref().map(|acked| acked.writer));
@@ -500,9 +530,9 @@ async fn write_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, batch: Ve
         "insert into api.aggregate_heads as head
                 (aggregate_id, aggregate_type, version, pending_version, pending_state,
                  pending_since, pending_writer, last_position, mark_follows)
-         select id, kind, version, pending, state,
+         select id, kind, version, pending, state::jsonb,
                 case when pending is null then null else now() end, writer, position, follows
-           from unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[], $5::jsonb[], $6::uuid[],
+           from unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[], $5::text[], $6::uuid[],
                        $7::text[], $8::uuid[])
                 as row_(id, kind, version, pending, state, writer, position, follows)
           order by id
@@ -537,7 +567,7 @@ async fn write_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, batch: Ve
     .bind(
         states
             .iter()
-            .map(|state| state.as_deref().map(Json))
+            .map(|state| state.as_ref().map(StateJson::as_str))
             .collect::<Vec<_>>(),
     )
     .bind(&writers)

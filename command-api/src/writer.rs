@@ -16,10 +16,7 @@
 //! mark and a move), none of them in a transaction; the marks and the moves of concurrent
 //! commands share statements and commits ([`crate::heads`], ADRs 0012 and 0013).
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use cruxlog_schemas::DomainEvent;
 use serde::{Serialize, de::DeserializeOwned};
@@ -31,7 +28,7 @@ use crate::{
     accounts::db_error,
     command::Command,
     error::ApiError,
-    heads::{Acked, Head, Remembered},
+    heads::{Acked, Head, Remembered, StateJson},
     log_scan,
     position::Position,
 };
@@ -71,17 +68,12 @@ pub type Decision<S> = Result<(Vec<NewEvent>, S), ApiError>;
 struct Reserved {
     base: i64,
     events: Vec<NewEvent>,
-    next: Arc<serde_json::Value>,
+    next: StateJson,
     marked_at: Instant,
 }
 
 impl Reserved {
-    fn new(
-        base: i64,
-        events: Vec<NewEvent>,
-        next: Arc<serde_json::Value>,
-        marked_at: Instant,
-    ) -> Self {
+    fn new(base: i64, events: Vec<NewEvent>, next: StateJson, marked_at: Instant) -> Self {
         Self {
             base,
             events,
@@ -345,7 +337,7 @@ where
         acked,
     }) = state.heads.written(aggregate_id)
         && expected.is_none_or(|expected| expected == version)
-        && let Ok(current) = S::deserialize(&*written)
+        && let Ok(current) = written.parse::<S>()
         && let Ok((events, next)) = decide(Some(current))
         && !events.is_empty()
     {
@@ -430,7 +422,7 @@ async fn mark(
     state: &AppState,
     (aggregate_type, aggregate_id): (&'static str, Uuid),
     (version, count): (i64, usize),
-    next: &Arc<serde_json::Value>,
+    next: &StateJson,
     (writer, follows): (Uuid, Option<Acked>),
 ) -> Result<bool, ApiError> {
     let versions = (version, version + count as i64);
@@ -449,10 +441,8 @@ async fn mark(
 
 /// The state as the head stores it; shared, not copied, between the mark and what this
 /// instance remembers.
-fn to_json<S: Serialize>(state: &S) -> Result<Arc<serde_json::Value>, ApiError> {
-    serde_json::to_value(state)
-        .map(Arc::new)
-        .map_err(|error| ApiError::Internal(error.into()))
+fn to_json<S: Serialize>(state: &S) -> Result<StateJson, ApiError> {
+    StateJson::of(state).map_err(|error| ApiError::Internal(error.into()))
 }
 
 /// Settles a stale pending append with the head locked, so one writer reads the log for it
