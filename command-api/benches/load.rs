@@ -662,8 +662,22 @@ async fn append(
     )
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // The API's runtime, as the service builds it (`#[tokio::main]`) with
+    // `TOKIO_WORKER_THREADS` set to `BENCH_API_WORKERS`: on this 2-core box shared with
+    // PostgreSQL and Kafka, one worker spent about 15 % less CPU per command than two (no
+    // wake-ups and work stealing between workers), and the local stack runs it so
+    // (`infra/local/services.sh`).
+    let workers = env_or("BENCH_API_WORKERS", 1).max(1) as usize;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("API runtime")
+        .block_on(run(workers));
+}
+
+async fn run(api_workers: usize) {
     let settings = Settings {
         concurrency: env_or("BENCH_CONCURRENCY", 128) as usize,
         warmup: Duration::from_secs(env_or("BENCH_WARMUP", 3)),
@@ -743,8 +757,9 @@ async fn main() {
         });
     }
     println!(
-        "command load: {} at once, {} database connections, {} head lanes, linger {} ms, {} s warm-up then {} s measured per scenario, {} sessions per connection for attempts",
+        "command load: {} at once, API on {} worker thread(s), {} database connections, {} head lanes, linger {} ms, {} s warm-up then {} s measured per scenario, {} sessions per connection for attempts",
         settings.concurrency,
+        api_workers,
         db_connections,
         head_lanes,
         linger_ms,

@@ -58,7 +58,15 @@ start() {
     local db_url=${CRUXLOG_DATABASE__URL:-postgres://postgres@127.0.0.1:15432/postgres}
     # The API reads with its own read-only role (created by the projectors' migrations).
     [[ $service == command-api ]] && db_url=${db_url/:\/\/postgres@/:\/\/cruxlog_api@}
-    CRUXLOG_ADMIN__ADDR=127.0.0.1:${ADMIN[$service]} CRUXLOG_DATABASE__URL=$db_url \
+    # On a box of two cores or fewer, shared with PostgreSQL and Kafka, the API runs one
+    # runtime worker: about 15 % less CPU per command than two under the load bench
+    # (docs/benchmarks.md, session 6). TOKIO_WORKER_THREADS set by the caller wins.
+    local runtime=()
+    if [[ $service == command-api && -z ${TOKIO_WORKER_THREADS:-} ]] && (($(nproc) <= 2)); then
+      runtime=(TOKIO_WORKER_THREADS=1)
+    fi
+    env "${runtime[@]}" CRUXLOG_ADMIN__ADDR=127.0.0.1:${ADMIN[$service]} \
+      CRUXLOG_DATABASE__URL=$db_url \
       nohup "$BIN/cruxlog-$service" >>"$LOGS/$service.log" 2>&1 </dev/null &
     echo $! >"$RUN/$service.pid"
     # Projectors create topics and tables the others rely on: wait for each in turn.
