@@ -114,11 +114,12 @@ impl Figures {
         );
         if let Some(cpu) = &self.cpu {
             println!(
-                "  {:<22} CPU {:.0} us per command (machine busy {:.0} %, idle {:.0} %, stolen by the host {:.0} %)",
+                "  {:<22} CPU {:.0} us per command (machine busy {:.0} %, idle {:.0} % of which waiting for the disk {:.0} %, stolen by the host {:.0} %)",
                 "",
                 cpu.busy_seconds() * 1e6 / self.done.max(1) as f64,
                 cpu.share(cpu.busy()),
                 cpu.share(cpu.idle),
+                cpu.share(cpu.iowait),
                 cpu.share(cpu.steal)
             );
             if let Some(parts) = &self.parts {
@@ -145,6 +146,8 @@ struct CpuTime {
     user: u64,
     system: u64,
     idle: u64,
+    /// Idle while a task waited for the disk (PostgreSQL's WAL flushes); inside `idle`.
+    iowait: u64,
     steal: u64,
     total: u64,
 }
@@ -165,6 +168,7 @@ impl CpuTime {
             user: at(0) + at(1),
             system: at(2) + at(5) + at(6),
             idle: at(3) + at(4),
+            iowait: at(4),
             steal: at(7),
             total: (0..8).map(at).sum(),
         })
@@ -175,6 +179,7 @@ impl CpuTime {
             user: self.user - start.user,
             system: self.system - start.system,
             idle: self.idle - start.idle,
+            iowait: self.iowait - start.iowait,
             steal: self.steal - start.steal,
             total: self.total - start.total,
         }
