@@ -28,8 +28,11 @@
 //! whoever spent it; comparable across runs on a host that steals time) and how it divides
 //! between the API process, the load generator (its own thread and runtime), PostgreSQL and
 //! the Kafka broker (`/proc/<pid>/stat`), how many commands shared each head statement, and
-//! the mean time commands spent reserving their head and appending. `BENCH_HEAD_LANES` and `BENCH_LINGER_MS` override the API's `database.head_lanes`
-//! and `http.append_linger_ms`.
+//! the mean time commands spent reserving their head and appending.
+//!
+//! `BENCH_HEAD_LANES` and `BENCH_LINGER_MS` override the API's `database.head_lanes` and
+//! `http.append_linger_ms`; `BENCH_API_WORKERS` (default 1) is the number of worker threads of
+//! the runtime the API runs on.
 
 use std::time::{Duration, Instant};
 
@@ -102,7 +105,8 @@ impl Figures {
         self.latency.value_at_quantile(quantile) as f64 / 1_000.0
     }
 
-    fn print(&self, name: &str) {
+    /// `process`: what this process's own CPU was spent on (the API, or the raw producer).
+    fn print(&self, name: &str, process: &str) {
         println!(
             "  {name:<22} {:>8.0} cmd/s  p50 {:6.2} ms  p99 {:6.2} ms  max {:7.2} ms  ({} done, {} errors)",
             self.rate(),
@@ -125,7 +129,7 @@ impl Figures {
             if let Some(parts) = &self.parts {
                 let per_command = |ticks: u64| ticks as f64 * 1e4 / self.done.max(1) as f64;
                 println!(
-                    "  {:<22}     of which: API process {:.0} us, load generator {:.0} us, PostgreSQL {:.0} us, Kafka broker {:.0} us, the rest {:.0} us",
+                    "  {:<22}     of which: {process} {:.0} us, load generator {:.0} us, PostgreSQL {:.0} us, Kafka broker {:.0} us, the rest {:.0} us",
                     "",
                     per_command(parts.api),
                     per_command(parts.load),
@@ -778,11 +782,11 @@ async fn run(api_workers: usize) {
         vec![post("/v1/sessions", &caller.token, SESSION_BODY)]
     })
     .await;
-    api_sessions.print("API POST /v1/sessions");
+    api_sessions.print("API POST /v1/sessions", "API process");
     metrics.print_since(&before, &api_sessions);
     let callers = create_sessions(load.handle(), callers, settings.sessions_per_connection).await;
     let raw_sessions = run_raw(&producer, &topic, timeout, &callers, &settings, false).await;
-    raw_sessions.print("raw SessionStarted");
+    raw_sessions.print("raw SessionStarted", "producer process");
     let before = metrics.snapshot();
     let (callers, api_attempts) = run_api(load.handle(), callers, &settings, |caller| {
         caller
@@ -798,10 +802,10 @@ async fn run(api_workers: usize) {
             .collect()
     })
     .await;
-    api_attempts.print("API POST .../attempts");
+    api_attempts.print("API POST .../attempts", "API process");
     metrics.print_since(&before, &api_attempts);
     let raw_attempts = run_raw(&producer, &topic, timeout, &callers, &settings, true).await;
-    raw_attempts.print("raw AttemptLogged");
+    raw_attempts.print("raw AttemptLogged", "producer process");
     shutdown.cancel();
 
     for (name, api, raw) in [

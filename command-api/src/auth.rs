@@ -58,6 +58,9 @@ impl TokenKeys {
         validation.set_audience(&[&config.audience]);
         validation.set_issuer(&[&config.issuer]);
         validation.leeway = 5;
+        // `exp` stays required, but it is checked in one place, [`TokenKeys::verify_at`],
+        // for decoded and remembered tokens alike.
+        validation.validate_exp = false;
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
@@ -96,8 +99,8 @@ impl TokenKeys {
 
     /// [`Self::verify`] at the time `now` (seconds since the epoch).
     fn verify_at(&self, token: &str, now: i64) -> Result<Actor, ApiError> {
-        // `exp` is checked with the same leeway as a full decode: a remembered token is valid
-        // exactly as long as decoding it again would say.
+        // One expiry rule, with the decode's leeway, for remembered and decoded tokens: a
+        // remembered token is valid exactly as long as decoding it again would say.
         let leeway = i64::try_from(self.validation.leeway).unwrap_or(0);
         if let Ok(mut verified) = self.verified.lock() {
             match verified.get(token).cloned() {

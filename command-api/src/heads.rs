@@ -18,7 +18,7 @@
 //! to a writer in another instance.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, hash_map::Entry},
     future::Future,
     sync::{Arc, Mutex},
     time::Duration,
@@ -431,11 +431,11 @@ impl Write {
 async fn write_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, batch: Vec<Write>) {
     // One statement cannot touch a row twice. Of two moves of one head (possible when the
     // queue is long: a mark completed the first and a later command moved on), only the
-    // highest version can still match, so the others are answered "not moved" unsent. A mark
-    // that follows the remaining move's append completes it, so the move rides on the mark and
-    // gets its answer; any other mark beside a move, or a second mark, is answered "not
-    // marked" unsent, and its writer reads the head again, as after losing to another
-    // instance.
+    // highest version can still match (of equal ones the last queued is kept), so the others
+    // are answered "not moved" unsent. A mark that follows the remaining move's append
+    // completes it, so the move rides on the mark and gets its answer; any other mark beside
+    // a move, or a second mark, is answered "not marked" unsent, and its writer reads the head
+    // again, as after losing to another instance.
     let mut marks_by_head: HashMap<Uuid, Vec<Mark>> = HashMap::new();
     let mut moves_by_head: HashMap<Uuid, Move> = HashMap::new();
     let mut superseded = Vec::new();
@@ -445,17 +445,13 @@ async fn write_batch(db: sqlx::PgPool, metrics: prometheus::Histogram, batch: Ve
                 .entry(mark.aggregate_id)
                 .or_default()
                 .push(mark),
-            Write::Move(request) => match moves_by_head.remove(&request.aggregate_id) {
-                Some(other) if other.version > request.version => {
-                    superseded.push(request);
-                    moves_by_head.insert(other.aggregate_id, other);
+            Write::Move(request) => match moves_by_head.entry(request.aggregate_id) {
+                Entry::Occupied(mut kept) if request.version >= kept.get().version => {
+                    superseded.push(kept.insert(request));
                 }
-                Some(other) => {
-                    superseded.push(other);
-                    moves_by_head.insert(request.aggregate_id, request);
-                }
-                None => {
-                    moves_by_head.insert(request.aggregate_id, request);
+                Entry::Occupied(_) => superseded.push(request),
+                Entry::Vacant(slot) => {
+                    slot.insert(request);
                 }
             },
         }
