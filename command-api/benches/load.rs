@@ -935,24 +935,31 @@ async fn run(api_workers: usize) {
             raw.ms(0.99)
         );
     }
-    let meets = |figures: &Figures| {
-        figures.errors == 0 && figures.rate() >= GOAL_RATE as f64 && figures.ms(0.99) <= GOAL_P99_MS
+    // The closed loop must reach the goal's rate; a paced phase does what it is offered, so
+    // it meets the goal when it was offered at least the goal's rate and kept up (within 1 %:
+    // the measured window cuts requests in flight at both ends).
+    let meets = |figures: &Figures, rate: f64| {
+        figures.errors == 0 && figures.rate() >= rate && figures.ms(0.99) <= GOAL_P99_MS
     };
-    let closed = [&api_sessions, &api_attempts].into_iter().all(meets);
+    let closed = [&api_sessions, &api_attempts]
+        .into_iter()
+        .all(|figures| meets(figures, GOAL_RATE as f64));
     println!(
         "goal (>= {GOAL_RATE} commands/s at p99 <= {GOAL_P99_MS} ms, both scenarios), closed loop: {}",
         if closed { "met" } else { "NOT met" }
     );
     match (paced_sessions, paced_attempts) {
-        (Some(sessions), Some(attempts)) => println!(
-            "goal, paced at {} commands/s: {}",
-            settings.rate,
-            if meets(&sessions) && meets(&attempts) {
-                "met"
-            } else {
-                "NOT met"
-            }
-        ),
+        (Some(sessions), Some(attempts)) => {
+            let kept_up = 0.99 * settings.rate as f64;
+            let met = settings.rate >= GOAL_RATE
+                && meets(&sessions, kept_up)
+                && meets(&attempts, kept_up);
+            println!(
+                "goal, paced at {} commands/s: {}",
+                settings.rate,
+                if met { "met" } else { "NOT met" }
+            );
+        }
         _ => println!("goal, paced: not measured (BENCH_RATE=0)"),
     }
     drop(paced);
