@@ -624,6 +624,25 @@ async fn open_callers(
     callers
 }
 
+/// Runs one API scenario (none without callers: a paced phase not asked for) and prints its
+/// figures and the API's metrics over it.
+async fn scenario(
+    load: &tokio::runtime::Handle,
+    metrics: &ApiMetrics,
+    (callers, (shape, settings)): (Vec<Caller>, (Load, &Settings)),
+    name: &str,
+    requests: impl Fn(&Caller) -> Vec<Vec<u8>>,
+) -> (Vec<Caller>, Option<Figures>) {
+    if callers.is_empty() {
+        return (callers, None);
+    }
+    let before = metrics.snapshot();
+    let (callers, figures) = run_api(load, callers, settings, shape, requests).await;
+    figures.print(name, "API process");
+    metrics.print_since(&before, &figures);
+    (callers, Some(figures))
+}
+
 /// Creates each caller's sessions through the API (not measured).
 async fn create_sessions(
     load: &tokio::runtime::Handle,
@@ -770,7 +789,7 @@ fn main() {
 
 async fn run(api_workers: usize) {
     let settings = Settings {
-        concurrency: env_or("BENCH_CONCURRENCY", 128) as usize,
+        concurrency: env_or("BENCH_CONCURRENCY", 128).max(1) as usize,
         warmup: Duration::from_secs(env_or("BENCH_WARMUP", 3)),
         measured: Duration::from_secs(env_or("BENCH_SECONDS", 15)),
         sessions_per_connection: env_or("BENCH_SESSIONS", 64) as usize,
@@ -873,28 +892,24 @@ async fn run(api_workers: usize) {
         per_second: settings.rate,
     };
 
-    let before = metrics.snapshot();
-    let (callers, api_sessions) = run_api(
+    let closed = (Load::Closed, &settings);
+    let paced_shape = (shape, &settings);
+    let (callers, api_sessions) = scenario(
         load.handle(),
-        callers,
-        &settings,
-        Load::Closed,
+        &metrics,
+        (callers, closed),
+        "API POST /v1/sessions",
         start_session,
     )
     .await;
-    api_sessions.print("API POST /v1/sessions", "API process");
-    metrics.print_since(&before, &api_sessions);
-    let mut paced_sessions = None;
-    let paced = if paced.is_empty() {
-        paced
-    } else {
-        let before = metrics.snapshot();
-        let (paced, figures) = run_api(load.handle(), paced, &settings, shape, start_session).await;
-        figures.print("paced /v1/sessions", "API process");
-        metrics.print_since(&before, &figures);
-        paced_sessions = Some(figures);
-        paced
-    };
+    let (paced, paced_sessions) = scenario(
+        load.handle(),
+        &metrics,
+        (paced, paced_shape),
+        "paced /v1/sessions",
+        start_session,
+    )
+    .await;
     let callers = create_sessions(load.handle(), callers, settings.sessions_per_connection).await;
     // The paced callers share as many sessions in all as the closed-loop ones, so that a
     // session collects about as many attempts either way.
@@ -904,22 +919,26 @@ async fn run(api_workers: usize) {
     let paced = create_sessions(load.handle(), paced, paced_sessions_each).await;
     let raw_sessions = run_raw(&producer, &topic, timeout, &callers, &settings, false).await;
     raw_sessions.print("raw SessionStarted", "producer process");
-    let before = metrics.snapshot();
-    let (callers, api_attempts) =
-        run_api(load.handle(), callers, &settings, Load::Closed, log_attempt).await;
-    api_attempts.print("API POST .../attempts", "API process");
-    metrics.print_since(&before, &api_attempts);
-    let mut paced_attempts = None;
-    let paced = if paced.is_empty() {
-        paced
-    } else {
-        let before = metrics.snapshot();
-        let (paced, figures) = run_api(load.handle(), paced, &settings, shape, log_attempt).await;
-        figures.print("paced .../attempts", "API process");
-        metrics.print_since(&before, &figures);
-        paced_attempts = Some(figures);
-        paced
-    };
+    let (callers, api_attempts) = scenario(
+        load.handle(),
+        &metrics,
+        (callers, closed),
+        "API POST .../attempts",
+        log_attempt,
+    )
+    .await;
+    let (paced, paced_attempts) = scenario(
+        load.handle(),
+        &metrics,
+        (paced, paced_shape),
+        "paced .../attempts",
+        log_attempt,
+    )
+    .await;
+    let (api_sessions, api_attempts) = (
+        api_sessions.expect("at least one caller"),
+        api_attempts.expect("at least one caller"),
+    );
     let raw_attempts = run_raw(&producer, &topic, timeout, &callers, &settings, true).await;
     raw_attempts.print("raw AttemptLogged", "producer process");
     shutdown.cancel();
