@@ -625,23 +625,31 @@ async fn open_callers(
     callers
 }
 
-/// Runs one API scenario (none without callers: a paced phase not asked for) and prints its
-/// figures and the API's metrics over it.
-async fn scenario(
+/// Runs one command closed loop over `callers`, then paced over `paced` (none when there are
+/// no paced callers: `BENCH_RATE=0`), and prints each run's figures and the API's metrics
+/// over it.
+async fn closed_then_paced(
     load: &tokio::runtime::Handle,
-    metrics: &ApiMetrics,
-    (callers, (shape, settings)): (Vec<Caller>, (Load, &Settings)),
+    (metrics, settings): (&ApiMetrics, &Settings),
+    (callers, paced): (Vec<Caller>, Vec<Caller>),
     name: &str,
     requests: impl Fn(&Caller) -> Vec<Vec<u8>>,
-) -> (Vec<Caller>, Option<Figures>) {
-    if callers.is_empty() {
-        return (callers, None);
-    }
+) -> ((Vec<Caller>, Vec<Caller>), Figures, Option<Figures>) {
     let before = metrics.snapshot();
-    let (callers, figures) = run_api(load, callers, settings, shape, requests).await;
-    figures.print(name, "API process");
+    let (callers, closed) = run_api(load, callers, settings, Load::Closed, &requests).await;
+    closed.print(&format!("API {name}"), "API process");
+    metrics.print_since(&before, &closed);
+    if paced.is_empty() {
+        return ((callers, paced), closed, None);
+    }
+    let shape = Load::Paced {
+        per_second: settings.rate,
+    };
+    let before = metrics.snapshot();
+    let (paced, figures) = run_api(load, paced, settings, shape, &requests).await;
+    figures.print(&format!("paced {name}"), "API process");
     metrics.print_since(&before, &figures);
-    (callers, Some(figures))
+    ((callers, paced), closed, Some(figures))
 }
 
 /// Creates each caller's sessions through the API (not measured).
@@ -790,7 +798,7 @@ fn main() {
 
 async fn run(api_workers: usize) {
     let settings = Settings {
-        concurrency: env_or("BENCH_CONCURRENCY", 128).max(1) as usize,
+        concurrency: env_or("BENCH_CONCURRENCY", 128) as usize,
         warmup: Duration::from_secs(env_or("BENCH_WARMUP", 3)),
         measured: Duration::from_secs(env_or("BENCH_SECONDS", 15)),
         sessions_per_connection: env_or("BENCH_SESSIONS", 64) as usize,
@@ -889,25 +897,11 @@ async fn run(api_workers: usize) {
             })
             .collect()
     };
-    let shape = Load::Paced {
-        per_second: settings.rate,
-    };
-
-    let closed = (Load::Closed, &settings);
-    let paced_shape = (shape, &settings);
-    let (callers, api_sessions) = scenario(
+    let ((callers, paced), api_sessions, paced_sessions) = closed_then_paced(
         load.handle(),
-        &metrics,
-        (callers, closed),
-        "API POST /v1/sessions",
-        start_session,
-    )
-    .await;
-    let (paced, paced_sessions) = scenario(
-        load.handle(),
-        &metrics,
-        (paced, paced_shape),
-        "paced /v1/sessions",
+        (&metrics, &settings),
+        (callers, paced),
+        "POST /v1/sessions",
         start_session,
     )
     .await;
@@ -920,26 +914,14 @@ async fn run(api_workers: usize) {
     let paced = create_sessions(load.handle(), paced, paced_sessions_each).await;
     let raw_sessions = run_raw(&producer, &topic, timeout, &callers, &settings, false).await;
     raw_sessions.print("raw SessionStarted", "producer process");
-    let (callers, api_attempts) = scenario(
+    let ((callers, paced), api_attempts, paced_attempts) = closed_then_paced(
         load.handle(),
-        &metrics,
-        (callers, closed),
-        "API POST .../attempts",
+        (&metrics, &settings),
+        (callers, paced),
+        "POST .../attempts",
         log_attempt,
     )
     .await;
-    let (paced, paced_attempts) = scenario(
-        load.handle(),
-        &metrics,
-        (paced, paced_shape),
-        "paced .../attempts",
-        log_attempt,
-    )
-    .await;
-    let (api_sessions, api_attempts) = (
-        api_sessions.expect("at least one caller"),
-        api_attempts.expect("at least one caller"),
-    );
     let raw_attempts = run_raw(&producer, &topic, timeout, &callers, &settings, true).await;
     raw_attempts.print("raw AttemptLogged", "producer process");
     shutdown.cancel();
