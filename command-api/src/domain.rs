@@ -4,19 +4,24 @@
 
 use std::collections::BTreeMap;
 
-use cruxlog_schemas::events::{
-    AttemptCorrected, AttemptDeleted, AttemptLogged, SessionEnded, SessionStarted, VideoAttached,
-    sealed::MediaRef,
+use cruxlog_schemas::{
+    DomainEvent,
+    events::{
+        AttemptCorrected, AttemptDeleted, AttemptLogged, Sealed, SessionEnded, SessionStarted,
+        VideoAttached, aggregate, sealed::MediaRef,
+    },
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
     error::ApiError,
+    fold::{self, Aggregate, Unfoldable},
     writer::{Decision, NewEvent},
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "StoredSession")]
 pub struct SessionState {
     pub owner: Uuid,
     pub ended: bool,
@@ -32,8 +37,118 @@ pub struct SessionState {
 pub struct VideoRef {
     pub event_id: Uuid,
     pub attempt_id: Uuid,
-    pub object_key: String,
-    pub sha256: String,
+    /// The attaching event's sealed [`MediaRef`], still sealed: the state folds from the log
+    /// without the user's key (ADR 0014), and an analysis request copies it as it is.
+    pub media: Sealed,
+}
+
+impl VideoRef {
+    fn attached(event_id: Uuid, event: &VideoAttached) -> Self {
+        Self {
+            event_id,
+            attempt_id: event.attempt_id,
+            media: event.media.clone(),
+        }
+    }
+}
+
+impl SessionState {
+    fn started(event: &SessionStarted) -> Self {
+        Self {
+            owner: event.user_id,
+            ended: false,
+            attempts: BTreeMap::new(),
+            videos: BTreeMap::new(),
+        }
+    }
+}
+
+/// A session state as heads store it, also as heads written before videos kept their media
+/// sealed stored it: `object_key` and `sha256` open, which are sealed again (as
+/// `PLAINTEXT_DEV`, as they were written) under the owner's key id.
+#[derive(Deserialize)]
+struct StoredSession {
+    owner: Uuid,
+    ended: bool,
+    attempts: BTreeMap<Uuid, bool>,
+    videos: BTreeMap<Uuid, StoredVideo>,
+}
+
+#[derive(Deserialize)]
+struct StoredVideo {
+    event_id: Uuid,
+    attempt_id: Uuid,
+    media: Option<Sealed>,
+    object_key: Option<String>,
+    sha256: Option<String>,
+}
+
+impl TryFrom<StoredSession> for SessionState {
+    type Error = String;
+
+    fn try_from(stored: StoredSession) -> Result<Self, Self::Error> {
+        let owner = stored.owner;
+        let videos = stored
+            .videos
+            .into_iter()
+            .map(|(video_id, video)| {
+                let media = match (video.media, video.object_key, video.sha256) {
+                    (Some(media), _, _) => media,
+                    (None, Some(object_key), Some(sha256)) => {
+                        Sealed::dev(format!("user:{owner}"), &MediaRef { object_key, sha256 })
+                    }
+                    _ => return Err(format!("video {video_id} has no media")),
+                };
+                Ok((
+                    video_id,
+                    VideoRef {
+                        event_id: video.event_id,
+                        attempt_id: video.attempt_id,
+                        media,
+                    },
+                ))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            owner,
+            ended: stored.ended,
+            attempts: stored.attempts,
+            videos,
+        })
+    }
+}
+
+impl Aggregate for SessionState {
+    const TYPE: &'static str = aggregate::CLIMBING_SESSION;
+
+    fn evolve(
+        state: Option<Self>,
+        event_id: Uuid,
+        event: &DomainEvent,
+    ) -> Result<Self, Unfoldable> {
+        if let DomainEvent::SessionStarted(started) = event {
+            fold::absent(state.as_ref(), event)?;
+            return Ok(Self::started(started));
+        }
+        let mut state = fold::existing(state, event)?;
+        match event {
+            DomainEvent::AttemptLogged(logged) => {
+                state.attempts.insert(logged.attempt_id, false);
+            }
+            DomainEvent::AttemptCorrected(_) => {}
+            DomainEvent::AttemptDeleted(deleted) => {
+                state.attempts.insert(deleted.attempt_id, true);
+            }
+            DomainEvent::VideoAttached(attached) => {
+                state
+                    .videos
+                    .insert(attached.video_id, VideoRef::attached(event_id, attached));
+            }
+            DomainEvent::SessionEnded(_) => state.ended = true,
+            _ => return Err(Unfoldable::foreign::<Self>(event)),
+        }
+        Ok(state)
+    }
 }
 
 /// Checks, before an upload is read, that the attempt can take a video.
@@ -75,12 +190,7 @@ pub fn start(state: Option<SessionState>, event: &SessionStarted) -> Decision<Se
         Some(_) => Err(ApiError::Conflict("session id taken".into())),
         None => Ok((
             vec![NewEvent::new(event.clone())],
-            SessionState {
-                owner: event.user_id,
-                ended: false,
-                attempts: BTreeMap::new(),
-                videos: BTreeMap::new(),
-            },
+            SessionState::started(event),
         )),
     }
 }
@@ -120,26 +230,16 @@ pub fn delete_attempt(
 
 /// Videos may come after the session ended (uploads on the way home), not to a deleted
 /// attempt.
-pub fn attach_video(
-    state: Option<SessionState>,
-    event: &VideoAttached,
-    media: &MediaRef,
-) -> Decision<SessionState> {
+pub fn attach_video(state: Option<SessionState>, event: &VideoAttached) -> Decision<SessionState> {
     let mut state = owned(state, event.user_id)?;
     live_attempt(&state, event.attempt_id)?;
     if state.videos.contains_key(&event.video_id) {
         return Ok((vec![], state));
     }
     let new = NewEvent::new(event.clone());
-    state.videos.insert(
-        event.video_id,
-        VideoRef {
-            event_id: new.event_id,
-            attempt_id: event.attempt_id,
-            object_key: media.object_key.clone(),
-            sha256: media.sha256.clone(),
-        },
-    );
+    state
+        .videos
+        .insert(event.video_id, VideoRef::attached(new.event_id, event));
     Ok((vec![new], state))
 }
 
@@ -255,12 +355,7 @@ mod tests {
             user_id: owner,
             ..video_sample()
         };
-        let media = MediaRef {
-            object_key: "videos/sha256/ab/ab".into(),
-            sha256: "ab".into(),
-        };
-        let (events, with_video) =
-            attach_video(Some(state.clone()), &video, &media).expect("attaches");
+        let (events, with_video) = attach_video(Some(state.clone()), &video).expect("attaches");
         assert_eq!(
             with_video.videos[&video.video_id].event_id,
             events[0].event_id
@@ -281,7 +376,7 @@ mod tests {
                 .is_empty()
         );
         assert!(matches!(
-            attach_video(Some(deleted), &video, &media),
+            attach_video(Some(deleted), &video),
             Err(ApiError::NotFound)
         ));
     }

@@ -43,6 +43,7 @@ pub mod command;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod fold;
 pub mod heads;
 pub mod idempotency;
 pub mod identity;

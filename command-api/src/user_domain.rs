@@ -3,11 +3,16 @@
 
 use std::collections::BTreeSet;
 
-use cruxlog_schemas::events::{ProfileChanged, Role, RoleGranted, RoleRevoked, UserRegistered};
+use cruxlog_schemas::{
+    DomainEvent,
+    events::{ProfileChanged, Role, RoleGranted, RoleRevoked, UserRegistered, aggregate},
+};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::{
     error::ApiError,
+    fold::{self, Aggregate, Unfoldable},
     writer::{Decision, NewEvent},
 };
 
@@ -15,6 +20,44 @@ use crate::{
 pub struct UserState {
     /// Roles held beyond the implicit `user`, as lower-case names.
     pub roles: BTreeSet<String>,
+}
+
+impl Aggregate for UserState {
+    const TYPE: &'static str = aggregate::USER;
+
+    /// Only roles are kept; every other event of a user (profile, consent, goals...) leaves
+    /// the state as it was.
+    fn evolve(state: Option<Self>, _: Uuid, event: &DomainEvent) -> Result<Self, Unfoldable> {
+        if let DomainEvent::UserRegistered(_) = event {
+            fold::absent(state.as_ref(), event)?;
+            return Ok(Self {
+                roles: BTreeSet::new(),
+            });
+        }
+        let mut state = fold::existing(state, event)?;
+        match event {
+            DomainEvent::RoleGranted(granted) if granted.role != Role::User => {
+                state.roles.insert(role_name(granted.role).to_owned());
+            }
+            DomainEvent::RoleRevoked(revoked) => {
+                state.roles.remove(role_name(revoked.role));
+            }
+            DomainEvent::RoleGranted(_)
+            | DomainEvent::EmailChanged(_)
+            | DomainEvent::PasswordChanged(_)
+            | DomainEvent::ProfileChanged(_)
+            | DomainEvent::MorphologyEstimated(_)
+            | DomainEvent::ConsentGiven(_)
+            | DomainEvent::ConsentWithdrawn(_)
+            | DomainEvent::GoalSet(_)
+            | DomainEvent::GoalClosed(_)
+            | DomainEvent::InjuryReported(_)
+            | DomainEvent::InjuryResolved(_)
+            | DomainEvent::UserErased(_) => {}
+            _ => return Err(Unfoldable::foreign::<Self>(event)),
+        }
+        Ok(state)
+    }
 }
 
 fn role_name(role: Role) -> &'static str {

@@ -125,7 +125,7 @@ pub(crate) async fn upload(
         aggregate::CLIMBING_SESSION,
         session_id,
         expected,
-        |s| domain::attach_video(s, &event, &media),
+        |s| domain::attach_video(s, &event),
     )
     .await?;
     let mut position = written.position.clone();
@@ -231,16 +231,11 @@ pub(crate) async fn request_analysis(
         .filter(|s| s.owner == caller.user_id)
         .and_then(|s| s.videos.get(&video_id).cloned())
         .ok_or(ApiError::NotFound)?;
-    let media = MediaRef {
-        object_key: video.object_key,
-        sha256: video.sha256,
-    };
-    let sealed = Sealed::dev(format!("user:{}", caller.user_id), &media);
     let request = movement_request(
         caller.user_id,
         video.event_id,
         video_id,
-        sealed,
+        video.media,
         body.analyzer_version,
         AnalysisReason::UserRequest,
     );

@@ -2,12 +2,16 @@
 //! completed workouts; the generator appends the plan in between. The head remembers the
 //! owner, so a workout is recorded on the caller's own routine only, right after the request.
 
-use cruxlog_schemas::events::{RoutineRequested, WorkoutCompleted};
+use cruxlog_schemas::{
+    DomainEvent,
+    events::{RoutineRequested, WorkoutCompleted, aggregate},
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
     error::ApiError,
+    fold::{self, Aggregate, Unfoldable},
     writer::{Decision, NewEvent},
 };
 
@@ -17,6 +21,34 @@ pub struct RoutineState {
     pub workouts_completed: u32,
 }
 
+impl RoutineState {
+    fn requested(event: &RoutineRequested) -> Self {
+        Self {
+            owner: event.user_id,
+            workouts_completed: 0,
+        }
+    }
+}
+
+impl Aggregate for RoutineState {
+    const TYPE: &'static str = aggregate::ROUTINE;
+
+    /// The generator's plan (or its failure) leaves the state as it was.
+    fn evolve(state: Option<Self>, _: Uuid, event: &DomainEvent) -> Result<Self, Unfoldable> {
+        if let DomainEvent::RoutineRequested(requested) = event {
+            fold::absent(state.as_ref(), event)?;
+            return Ok(Self::requested(requested));
+        }
+        let mut state = fold::existing(state, event)?;
+        match event {
+            DomainEvent::WorkoutCompleted(_) => state.workouts_completed += 1,
+            DomainEvent::RoutineGenerated(_) | DomainEvent::RoutineFailed(_) => {}
+            _ => return Err(Unfoldable::foreign::<Self>(event)),
+        }
+        Ok(state)
+    }
+}
+
 pub fn request(state: Option<RoutineState>, event: &RoutineRequested) -> Decision<RoutineState> {
     match state {
         // The same keyed command run again: nothing more to append.
@@ -24,10 +56,7 @@ pub fn request(state: Option<RoutineState>, event: &RoutineRequested) -> Decisio
         Some(_) => Err(ApiError::Conflict("routine id taken".into())),
         None => Ok((
             vec![NewEvent::new(event.clone())],
-            RoutineState {
-                owner: event.user_id,
-                workouts_completed: 0,
-            },
+            RoutineState::requested(event),
         )),
     }
 }

@@ -7,7 +7,10 @@
 use std::collections::BTreeSet;
 
 use cruxlog_schemas::{
-    events::{GymRegistered, RouteConfirmed, RouteDefined, WallPhotoUploaded, WallRegistered},
+    DomainEvent,
+    events::{
+        GymRegistered, RouteConfirmed, RouteDefined, WallPhotoUploaded, WallRegistered, aggregate,
+    },
     grades::Grade,
 };
 use serde::{Deserialize, Serialize};
@@ -15,6 +18,7 @@ use uuid::Uuid;
 
 use crate::{
     error::ApiError,
+    fold::{self, Aggregate, Unfoldable},
     writer::{Decision, NewEvent},
 };
 
@@ -40,15 +44,96 @@ pub struct RouteState {
     pub confirmed: bool,
 }
 
+impl GymState {
+    fn registered(event: &GymRegistered) -> Self {
+        Self {
+            name: event.name.clone(),
+        }
+    }
+}
+
+impl WallState {
+    fn registered(event: &WallRegistered) -> Self {
+        Self {
+            gym_id: event.gym_id,
+            angle_degrees: event.angle_degrees,
+            photos: BTreeSet::new(),
+        }
+    }
+}
+
+impl RouteState {
+    fn defined(event: &RouteDefined) -> Self {
+        Self {
+            wall_id: event.wall_id,
+            grade: event.grade.clone(),
+            confirmed: false,
+        }
+    }
+}
+
+impl Aggregate for GymState {
+    const TYPE: &'static str = aggregate::GYM;
+
+    fn evolve(state: Option<Self>, _: Uuid, event: &DomainEvent) -> Result<Self, Unfoldable> {
+        match event {
+            DomainEvent::GymRegistered(registered) => {
+                fold::absent(state.as_ref(), event)?;
+                Ok(Self::registered(registered))
+            }
+            _ => Err(Unfoldable::foreign::<Self>(event)),
+        }
+    }
+}
+
+impl Aggregate for WallState {
+    const TYPE: &'static str = aggregate::WALL;
+
+    fn evolve(state: Option<Self>, _: Uuid, event: &DomainEvent) -> Result<Self, Unfoldable> {
+        match event {
+            DomainEvent::WallRegistered(registered) => {
+                fold::absent(state.as_ref(), event)?;
+                Ok(Self::registered(registered))
+            }
+            DomainEvent::WallPhotoUploaded(uploaded) => {
+                let mut state = fold::existing(state, event)?;
+                state.photos.insert(uploaded.photo_id);
+                Ok(state)
+            }
+            _ => Err(Unfoldable::foreign::<Self>(event)),
+        }
+    }
+}
+
+impl Aggregate for RouteState {
+    const TYPE: &'static str = aggregate::ROUTE;
+
+    fn evolve(state: Option<Self>, _: Uuid, event: &DomainEvent) -> Result<Self, Unfoldable> {
+        match event {
+            DomainEvent::RouteDefined(defined) => {
+                fold::absent(state.as_ref(), event)?;
+                Ok(Self::defined(defined))
+            }
+            DomainEvent::RouteConfirmed(confirmed) => {
+                let mut state = fold::existing(state, event)?;
+                state.confirmed = true;
+                state.grade = confirmed.grade.clone();
+                Ok(state)
+            }
+            // The state keeps nothing about retirement.
+            DomainEvent::RouteRetired(_) => fold::existing(state, event),
+            _ => Err(Unfoldable::foreign::<Self>(event)),
+        }
+    }
+}
+
 /// A second run of the same keyed command finds its aggregate created: nothing more to append.
 pub fn register_gym(state: Option<GymState>, event: &GymRegistered) -> Decision<GymState> {
     match state {
         Some(state) => Ok((vec![], state)),
         None => Ok((
             vec![NewEvent::new(event.clone())],
-            GymState {
-                name: event.name.clone(),
-            },
+            GymState::registered(event),
         )),
     }
 }
@@ -59,11 +144,7 @@ pub fn register_wall(state: Option<WallState>, event: &WallRegistered) -> Decisi
         Some(_) => Err(ApiError::Conflict("wall id taken".into())),
         None => Ok((
             vec![NewEvent::new(event.clone())],
-            WallState {
-                gym_id: event.gym_id,
-                angle_degrees: event.angle_degrees,
-                photos: BTreeSet::new(),
-            },
+            WallState::registered(event),
         )),
     }
 }
@@ -82,11 +163,7 @@ pub fn define_route(state: Option<RouteState>, event: &RouteDefined) -> Decision
         Some(_) => Err(ApiError::Conflict("route id taken".into())),
         None => Ok((
             vec![NewEvent::new(event.clone())],
-            RouteState {
-                wall_id: event.wall_id,
-                grade: event.grade.clone(),
-                confirmed: false,
-            },
+            RouteState::defined(event),
         )),
     }
 }
