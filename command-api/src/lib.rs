@@ -60,6 +60,7 @@ pub mod rate_limit;
 pub mod read_models;
 pub mod reads;
 pub mod sessions;
+pub mod settle;
 pub mod uploads;
 pub mod user_domain;
 pub mod videos;

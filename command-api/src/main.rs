@@ -2,7 +2,9 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use cruxlog_command_api::{AppState, Application, auth::TokenKeys, config::Config, identity};
+use cruxlog_command_api::{
+    AppState, Application, auth::TokenKeys, config::Config, identity, settle,
+};
 use cruxlog_runtime::{config, shutdown, telemetry};
 use cruxlog_schemas::ActorRole;
 use uuid::Uuid;
@@ -43,6 +45,13 @@ enum Command {
         display_name: String,
         #[arg(long)]
         password_file: Option<std::path::PathBuf>,
+    },
+    /// Bring the aggregate heads up to the log after PostgreSQL was restored from a backup
+    /// older than it (runbook "Restore"). Run it with the API stopped.
+    SettleHeads {
+        /// Only report what would change.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -97,6 +106,12 @@ async fn main() -> anyhow::Result<()> {
             println!("{user_id}");
             Ok(())
         }
+        Command::SettleHeads { dry_run } => {
+            telemetry::init("command-api");
+            let config: Config = config::load_or_exit();
+            let state = AppState::connect(config).await?;
+            settle_heads(&state, dry_run).await
+        }
         Command::Serve => {
             telemetry::init("command-api");
             let config: Config = config::load_or_exit();
@@ -106,4 +121,39 @@ async fn main() -> anyhow::Result<()> {
             app.run(token).await
         }
     }
+}
+
+/// `settle-heads`: reads the headed topics with a progress bar, then settles and reports.
+async fn settle_heads(state: &AppState, dry_run: bool) -> anyhow::Result<()> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template(
+            "reading the log [{bar:40}] {human_pos}/{human_len} records  {per_sec}  ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let folded = settle::read_log(&state.config.kafka, state.log.topics(), bar).await?;
+    for anomaly in &folded.anomalies {
+        tracing::warn!(%anomaly, "the log is not as the writers keep it");
+    }
+    let report = settle::settle(&state.db, &folded, !dry_run).await?;
+    for (aggregate_id, head, log) in &report.ahead {
+        tracing::warn!(%aggregate_id, head, log, "head ahead of the log; left as it is");
+    }
+    let verb = if dry_run { "would be" } else { "were" };
+    println!(
+        "{} records, {} aggregates: {} unchanged; {} created, {} moved up to the log, {} restated \
+         {verb}; {} raced with a writer; {} ahead of the log; {} anomalies in the log",
+        folded.records,
+        report.checked,
+        report.unchanged,
+        report.created,
+        report.moved,
+        report.restated,
+        report.raced,
+        report.ahead.len(),
+        folded.anomalies.len(),
+    );
+    Ok(())
 }
