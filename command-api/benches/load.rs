@@ -63,6 +63,8 @@ use uuid::Uuid;
 
 #[path = "../tests/helpers/events.rs"]
 mod events;
+#[path = "support/txn.rs"]
+mod txn;
 
 /// Issue #4's goal: at least this many commands per second...
 const GOAL_RATE: u64 = 10_000;
@@ -685,7 +687,7 @@ async fn create_sessions(
 /// The raw baseline: `concurrency` appends awaited at once, each the event the API would
 /// have appended for the same command (same envelope, key and headers).
 async fn run_raw(
-    producer: &FutureProducer,
+    appender: &Appender,
     topic: &str,
     timeout: Duration,
     callers: &[Caller],
@@ -697,7 +699,7 @@ async fn run_raw(
     let workers: Vec<_> = callers
         .iter()
         .map(|caller| {
-            let (producer, topic) = (producer.clone(), topic.to_owned());
+            let (appender, topic) = (appender.clone(), topic.to_owned());
             let (user, sessions) = (caller.user, caller.sessions.clone());
             tokio::spawn(async move {
                 let mut tally = Tally::new();
@@ -711,7 +713,7 @@ async fn run_raw(
                     } else {
                         session_event(user)
                     };
-                    let ok = append(&producer, &topic, timeout, event_type, &meta, &value).await;
+                    let ok = append(&appender, &topic, timeout, event_type, &meta, &value).await;
                     tally.record(window, sent, ok);
                 }
                 tally
@@ -746,9 +748,19 @@ fn attempt_event(user: Uuid, session_id: Uuid, version: i64) -> (&'static str, E
     (AttemptLogged::NAME, meta, value)
 }
 
+/// How a raw baseline appends.
+#[derive(Clone)]
+enum Appender {
+    /// The API's producer settings: idempotent, no transactions.
+    Plain(FutureProducer),
+    /// Transactional producers, as ADR 0014's partition owners would append; a record goes to
+    /// the one its key hashes to (each owning one partition when there are several).
+    Txn(Vec<txn::TxnAppender>),
+}
+
 /// What `EventLog::send` does, minus the head: same key, headers and bound.
 async fn append(
-    producer: &FutureProducer,
+    appender: &Appender,
     topic: &str,
     timeout: Duration,
     event_type: &str,
@@ -770,6 +782,13 @@ async fn append(
             key: "traceparent",
             value: meta.traceparent.as_deref(),
         });
+    let producer = match appender {
+        Appender::Plain(producer) => producer,
+        Appender::Txn(owners) => {
+            let owner = &owners[owner_of(&key, owners.len())];
+            return owner.append(key, value.to_vec(), headers).await;
+        }
+    };
     let record = FutureRecord::to(topic)
         .key(&key)
         .payload(value)
@@ -779,6 +798,14 @@ async fn append(
         tokio::time::timeout(timeout + Duration::from_millis(250), delivery).await,
         Ok(Ok(_))
     )
+}
+
+/// Which of `owners` appends the aggregate keyed `key`.
+fn owner_of(key: &str, owners: usize) -> usize {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    (hasher.finish() % owners.max(1) as u64) as usize
 }
 
 fn main() {
@@ -842,7 +869,7 @@ async fn run(api_workers: usize) {
     producer_config
         .set("message.timeout.ms", timeout.as_millis().to_string())
         .set("linger.ms", config.http.append_linger_ms.to_string());
-    let producer: FutureProducer = producer_config.create().expect("raw producer");
+    let producer = Appender::Plain(producer_config.create().expect("raw producer"));
     let topic = env
         .kafka
         .topics()
@@ -925,6 +952,9 @@ async fn run(api_workers: usize) {
     let raw_attempts = run_raw(&producer, &topic, timeout, &callers, &settings, true).await;
     raw_attempts.print("raw AttemptLogged", "producer process");
     shutdown.cancel();
+    if env_or("BENCH_TXN", 1) == 1 {
+        price_transactions(&env, &topic, timeout, &callers, &settings, &raw_attempts).await;
+    }
 
     for (name, api, raw) in [
         ("sessions", &api_sessions, &raw_sessions),
@@ -967,4 +997,77 @@ async fn run(api_workers: usize) {
     drop(paced);
     drop(callers);
     load.shutdown_background();
+}
+
+/// ADR 0014's owners would append in Kafka transactions: the raw `AttemptLogged` baseline
+/// again, through one transactional producer for the whole topic, then through one per
+/// partition (the fencing unit the ADR names), each committing group by group. Printed
+/// against the plain producer measured in the same run.
+async fn price_transactions(
+    env: &TestEnv,
+    topic: &str,
+    timeout: Duration,
+    callers: &[Caller],
+    settings: &Settings,
+    plain: &Figures,
+) {
+    let partitions = env.kafka.partitions;
+    let config = || {
+        let mut config = env.kafka.producer();
+        config.set("message.timeout.ms", timeout.as_millis().to_string());
+        config
+    };
+    let one = Appender::Txn(vec![
+        txn::TxnAppender::start(
+            config(),
+            format!("bench-{}-all", env.name),
+            topic.to_owned(),
+            None,
+            timeout,
+        )
+        .await,
+    ]);
+    let one_figures = run_raw(&one, topic, timeout, callers, settings, true).await;
+    one_figures.print("txn, 1 producer", "producer process");
+    let mut owners = Vec::new();
+    for partition in 0..partitions {
+        owners.push(
+            txn::TxnAppender::start(
+                config(),
+                format!("bench-{}-p{partition}", env.name),
+                topic.to_owned(),
+                Some(partition),
+                timeout,
+            )
+            .await,
+        );
+    }
+    let per_partition = run_raw(
+        &Appender::Txn(owners),
+        topic,
+        timeout,
+        callers,
+        settings,
+        true,
+    )
+    .await;
+    per_partition.print(&format!("txn, {partitions} producers"), "producer process");
+    let cpu_per = |figures: &Figures| {
+        figures
+            .cpu
+            .map(|cpu| cpu.busy_seconds() * 1e6 / figures.done.max(1) as f64)
+    };
+    for (name, figures) in [
+        ("1 transactional producer", &one_figures),
+        ("1 per partition", &per_partition),
+    ] {
+        println!(
+            "  {name}: {:.2}x the plain producer's appends/s, p99 {:.2} ms vs {:.2} ms, CPU per append {} vs {} us",
+            figures.rate() / plain.rate(),
+            figures.ms(0.99),
+            plain.ms(0.99),
+            cpu_per(figures).map_or("?".into(), |us| format!("{us:.0}")),
+            cpu_per(plain).map_or("?".into(), |us| format!("{us:.0}")),
+        );
+    }
 }
