@@ -37,6 +37,11 @@
 //! the Kafka broker (`/proc/<pid>/stat`), how many commands shared each head statement, and
 //! the mean time commands spent reserving their head and appending.
 //!
+//! Last, the raw `AttemptLogged` baseline runs again through Kafka transactions (one
+//! transactional producer, then one per partition), pricing what ADR 0014's fenced partition
+//! owners would append through (`BENCH_TXN=0` skips it; `BENCH_TXN_BACKOFF_MS` and
+//! `BENCH_TXN_BACKOFF_MAX_MS` set their `retry.backoff.ms` and its maximum, default 2 and 5).
+//!
 //! `BENCH_HEAD_LANES` and `BENCH_LINGER_MS` override the API's `database.head_lanes` and
 //! `http.append_linger_ms`; `BENCH_API_WORKERS` (default 1) is the number of worker threads of
 //! the runtime the API runs on.
