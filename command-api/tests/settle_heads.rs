@@ -73,33 +73,40 @@ async fn settle(state: &AppState, apply: bool) -> (Settlement, Vec<Anomaly>) {
     (settlement, folded.anomalies)
 }
 
-/// A session of `user` with `attempts` attempts and, on the first, a video.
-async fn session(state: &AppState, user: Uuid, attempts: usize) -> Uuid {
-    let session_id = Uuid::now_v7();
+/// One command of `user` on their session, through the writer.
+async fn on_session(
+    state: &AppState,
+    (user, session_id): (Uuid, Uuid),
+    expected: Option<i64>,
+    decide: impl Fn(Option<domain::SessionState>) -> writer::Decision<domain::SessionState>,
+) -> writer::Written {
     let command = Command::new(Actor::user(user), &HeaderMap::new());
-    let started = helpers::events::session_started(session_id, user);
     writer::execute(
         state,
         &command,
         aggregate::CLIMBING_SESSION,
         session_id,
-        None,
-        |s| domain::start(s, &started),
+        expected,
+        decide,
     )
     .await
-    .expect("starts");
+    .expect("the command is taken")
+}
+
+/// A session of `user` with `attempts` attempts and, on the first, a video.
+async fn session(state: &AppState, user: Uuid, attempts: usize) -> Uuid {
+    let session_id = Uuid::now_v7();
+    let started = helpers::events::session_started(session_id, user);
+    on_session(state, (user, session_id), None, |s| {
+        domain::start(s, &started)
+    })
+    .await;
     for index in 0..attempts {
         let logged = helpers::events::attempt_logged(session_id, user);
-        writer::execute(
-            state,
-            &command,
-            aggregate::CLIMBING_SESSION,
-            session_id,
-            None,
-            |s| domain::log_attempt(s, &logged),
-        )
-        .await
-        .expect("logs");
+        on_session(state, (user, session_id), None, |s| {
+            domain::log_attempt(s, &logged)
+        })
+        .await;
         if index == 0 {
             let sample = samples::all()
                 .into_iter()
@@ -115,16 +122,10 @@ async fn session(state: &AppState, user: Uuid, attempts: usize) -> Uuid {
                 video_id: Uuid::now_v7(),
                 ..sample
             };
-            writer::execute(
-                state,
-                &command,
-                aggregate::CLIMBING_SESSION,
-                session_id,
-                None,
-                |s| domain::attach_video(s, &attached),
-            )
-            .await
-            .expect("attaches");
+            on_session(state, (user, session_id), None, |s| {
+                domain::attach_video(s, &attached)
+            })
+            .await;
         }
     }
     session_id
@@ -250,16 +251,11 @@ async fn heads_behind_the_log_are_settled_up_to_it_and_none_goes_back() {
         .await
         .expect("a fresh instance, as after the restore");
     let logged = helpers::events::attempt_logged(behind, user);
-    let written = writer::execute(
-        &next,
-        &Command::new(Actor::user(user), &HeaderMap::new()),
-        aggregate::CLIMBING_SESSION,
-        behind,
-        Some(before.iter().find(|h| h.0 == behind).expect("a head").1),
-        |s| domain::log_attempt(s, &logged),
-    )
-    .await
-    .expect("a command on the settled head");
+    let expected = before.iter().find(|h| h.0 == behind).map(|h| h.1);
+    let written = on_session(&next, (user, behind), expected, |s| {
+        domain::log_attempt(s, &logged)
+    })
+    .await;
     assert_eq!(written.event_ids.len(), 1);
     let (_, anomalies) = settle(&next, false).await;
     assert_eq!(anomalies, [], "no version twice");
@@ -288,16 +284,10 @@ async fn a_head_left_behind_appends_a_version_twice_and_the_settlement_reports_i
         .await
         .expect("a fresh instance");
     let logged = helpers::events::attempt_logged(session_id, user);
-    let written = writer::execute(
-        &restored,
-        &Command::new(Actor::user(user), &HeaderMap::new()),
-        aggregate::CLIMBING_SESSION,
-        session_id,
-        None,
-        |s| domain::log_attempt(s, &logged),
-    )
-    .await
-    .expect("appends");
+    let written = on_session(&restored, (user, session_id), None, |s| {
+        domain::log_attempt(s, &logged)
+    })
+    .await;
     assert_eq!(
         written.version, 3,
         "version 3 again: the log already had it"
