@@ -259,6 +259,34 @@ async fn heads_behind_the_log_are_settled_up_to_it_and_none_goes_back() {
     assert_eq!(written.event_ids.len(), 1);
     let (_, anomalies) = settle(&next, false).await;
     assert_eq!(anomalies, [], "no version twice");
+
+    // The operator's command says the same.
+    heads(&admin_db).await;
+    let config = api_config(&app.env);
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_cruxlog-command-api"))
+        .args(["settle-heads", "--dry-run"])
+        .env("CRUXLOG_KAFKA__BROKERS", &config.kafka.brokers)
+        .env("CRUXLOG_KAFKA__TOPIC_PREFIX", &config.kafka.topic_prefix)
+        .env(
+            "CRUXLOG_KAFKA__PARTITIONS",
+            config.kafka.partitions.to_string(),
+        )
+        .env("CRUXLOG_DATABASE__URL", config.database.url.expose())
+        .env("CRUXLOG_AUTH__ALLOW_DEV_SECRET", "true")
+        .env("CRUXLOG_BLOBS__URL", &config.blobs.url)
+        .output()
+        .await
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("5 aggregates: 4 unchanged; 0 created, 0 moved up to the log, 0 restated would be; 0 raced with a writer; 1 ahead of the log; 0 anomalies"),
+        "{stdout}"
+    );
 }
 
 /// What settling prevents: a head left behind the log takes the next command at a version
