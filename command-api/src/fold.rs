@@ -2,9 +2,9 @@
 //! head holds is the one its decisions return, and [`Aggregate::evolve`] rebuilds that same
 //! state from the log. Property tests (`tests/fold_properties.rs`) hold the two together.
 //!
-//! The fold settles heads from the log (`cruxlog-api heads settle`, after a restore of
-//! PostgreSQL older than the log), and is what partition owners would fold on takeover
-//! (ADR 0014). It needs no user's key: a state keeps a sealed field sealed, as its event has it.
+//! The fold settles heads from the log (`cruxlog-command-api settle-heads`, after a restore of
+//! PostgreSQL older than the log); partition owners would have folded it on takeover
+//! (ADR 0014, rejected for the 2-core box). It needs no user's key: a state keeps a sealed field sealed, as its event has it.
 
 use cruxlog_schemas::{DomainEvent, events::aggregate};
 use serde::{Serialize, de::DeserializeOwned};

@@ -141,10 +141,14 @@ async fn settle_heads(state: &AppState, dry_run: bool) -> anyhow::Result<()> {
     for (aggregate_id, head, log) in &report.ahead {
         tracing::warn!(%aggregate_id, head, log, "head ahead of the log; left as it is");
     }
+    for (aggregate_id, log) in &report.tainted {
+        tracing::warn!(%aggregate_id, log, "an event of this aggregate does not fold; head left as it is");
+    }
     let verb = if dry_run { "would be" } else { "were" };
     println!(
         "{} records, {} aggregates: {} unchanged; {} created, {} moved up to the log, {} restated \
-         {verb}; {} raced with a writer; {} ahead of the log; {} anomalies in the log",
+         {verb}; {} raced with a writer; {} ahead of the log; {} with events that do not fold; \
+         {} anomalies in the log",
         folded.records,
         report.checked,
         report.unchanged,
@@ -153,6 +157,7 @@ async fn settle_heads(state: &AppState, dry_run: bool) -> anyhow::Result<()> {
         report.restated,
         report.raced,
         report.ahead.len(),
+        report.tainted.len(),
         folded.anomalies.len(),
     );
     Ok(())

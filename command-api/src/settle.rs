@@ -4,10 +4,11 @@
 //! reads every headed topic from its start to its end, folds each aggregate's events
 //! ([`crate::fold`]) and brings each head that is behind up to the log.
 //!
-//! Run it with the API stopped (`cruxlog-command-api heads settle`, runbook "Restore"). Each
-//! update is still a compare-and-set on the version it read, so a head that a writer moved
-//! meanwhile is left to that writer, and a head is never moved backwards: one ahead of the
-//! log (the log lost records, or the topics were recreated) is reported, never touched.
+//! Run it with the API stopped (`cruxlog-command-api settle-heads`, `docs/runbooks/heads.md`).
+//! Each update is still a compare-and-set on the version and pending mark it read, so a head
+//! that a writer marked or moved meanwhile is left to that writer. A head is never moved
+//! backwards: one ahead of the log (the log lost records, or the topics were recreated) is
+//! reported, never touched; so is an aggregate with an event that does not fold.
 //!
 //! Memory grows with the number of aggregates (one state each): fine for a restore of this
 //! product's scale; a bigger one would settle topic by topic.
@@ -18,7 +19,7 @@ use std::{
 };
 
 use cruxlog_runtime::kafka::KafkaConfig;
-use cruxlog_schemas::{DomainEvent, Envelope, topics::Topics};
+use cruxlog_schemas::{Envelope, topics::Topics};
 use rdkafka::{
     Message as _, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer as _},
@@ -39,6 +40,11 @@ pub struct LogHead {
     pub state: serde_json::Value,
     /// Where its last event is.
     pub position: Position,
+    /// Its last record's event id: the same record appended again folds once.
+    pub last_event_id: Uuid,
+    /// One of its events did not decode or fold: `state` may miss it, so settling leaves this
+    /// head alone and reports it.
+    pub tainted: bool,
 }
 
 /// Something in the log that is not as the writers keep it; reported, and folded around.
@@ -60,7 +66,8 @@ pub enum Anomaly {
         to: i64,
         position: Position,
     },
-    /// A record that does not decode, or an event that does not fold: skipped.
+    /// A record without a readable envelope: skipped. An event whose envelope reads but
+    /// that does not decode or fold counts its version, and taints its aggregate.
     #[error("{position}: {reason}")]
     Unreadable { position: Position, reason: String },
 }
@@ -76,10 +83,10 @@ pub struct Folded {
 impl Folded {
     /// Folds one record, read in log order within its partition (an aggregate's records are
     /// all in one partition, keyed by its id).
-    pub fn apply(&mut self, record: Result<(Envelope, DomainEvent), String>, position: Position) {
+    pub fn apply(&mut self, envelope: Result<Envelope, String>, position: Position) {
         self.records += 1;
-        let (envelope, event) = match record {
-            Ok(decoded) => decoded,
+        let envelope = match envelope {
+            Ok(envelope) => envelope,
             Err(reason) => {
                 self.anomalies
                     .push(Anomaly::Unreadable { position, reason });
@@ -88,6 +95,10 @@ impl Folded {
         };
         let aggregate_id = envelope.aggregate_id;
         let current = self.heads.get(&aggregate_id);
+        if current.is_some_and(|head| head.last_event_id == envelope.event_id) {
+            // The same record again (a producer's retry): one fact.
+            return;
+        }
         let from = current.map_or(0, |head| head.version);
         if envelope.aggregate_version <= from {
             // It happened (its command was answered, projectors applied it): fold it too.
@@ -105,23 +116,38 @@ impl Folded {
             });
         }
         let state = current.map(|head| head.state.clone());
-        match fold::evolve_json(&envelope.aggregate_type, state, envelope.event_id, &event) {
-            Ok(state) => {
-                self.heads.insert(
-                    aggregate_id,
-                    LogHead {
-                        aggregate_type: envelope.aggregate_type,
-                        version: envelope.aggregate_version.max(from),
-                        state,
-                        position,
-                    },
-                );
+        let folded = cruxlog_schemas::codec::decode_payload(&envelope)
+            .map_err(|error| error.to_string())
+            .and_then(|event| {
+                fold::evolve_json(
+                    &envelope.aggregate_type,
+                    state.clone(),
+                    envelope.event_id,
+                    &event,
+                )
+                .map_err(|error| unfoldable(&error, aggregate_id))
+            });
+        let (state, tainted) = match folded {
+            Ok(state) => (state, current.is_some_and(|head| head.tainted)),
+            Err(reason) => {
+                self.anomalies.push(Anomaly::Unreadable {
+                    position: position.clone(),
+                    reason,
+                });
+                (state.unwrap_or_default(), true)
             }
-            Err(error) => self.anomalies.push(Anomaly::Unreadable {
+        };
+        self.heads.insert(
+            aggregate_id,
+            LogHead {
+                aggregate_type: envelope.aggregate_type,
+                version: envelope.aggregate_version.max(from),
+                state,
                 position,
-                reason: unfoldable(&error, aggregate_id),
-            }),
-        }
+                last_event_id: envelope.event_id,
+                tainted,
+            },
+        );
     }
 }
 
@@ -179,9 +205,18 @@ fn read_topics(
     let mut last_record = Instant::now();
     while !ends.is_empty() {
         let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            // A partition can end in transaction markers, which `read_committed` reads past
+            // without a record: the consumer's position says it is at the end.
+            let positions = consumer.position()?;
+            ends.retain(|(topic, partition, high)| {
+                !positions
+                    .find_partition(topic, *partition)
+                    .is_some_and(|at| matches!(at.offset(), Offset::Offset(at) if at >= *high))
+            });
             anyhow::ensure!(
-                last_record.elapsed() < TIMEOUT,
-                "no record from the log for {TIMEOUT:?}; is Kafka up?"
+                ends.is_empty() || last_record.elapsed() < TIMEOUT,
+                "the log's end not reached after {TIMEOUT:?} without a record: Kafka down, or a \
+                 transaction left open?"
             );
             continue;
         };
@@ -192,17 +227,13 @@ fn read_topics(
             partition: message.partition(),
             offset: message.offset(),
         };
-        let record = message
+        let envelope = message
             .payload()
             .ok_or_else(|| "a record without a payload".to_owned())
             .and_then(|payload| {
-                let envelope = cruxlog_schemas::codec::decode_envelope(payload)
-                    .map_err(|error| error.to_string())?;
-                let event = cruxlog_schemas::codec::decode_payload(&envelope)
-                    .map_err(|error| error.to_string())?;
-                Ok((envelope, event))
+                cruxlog_schemas::codec::decode_envelope(payload).map_err(|error| error.to_string())
             });
-        folded.apply(record, position);
+        folded.apply(envelope, position);
         progress.inc(1);
         let (topic, partition, next) = (message.topic(), message.partition(), message.offset() + 1);
         ends.retain(|(t, p, high)| !(t == topic && *p == partition && next >= *high));
@@ -224,73 +255,117 @@ pub struct Settlement {
     pub moved: usize,
     /// Heads at the log's version whose state differed, given the log's.
     pub restated: usize,
-    /// Heads a writer changed while this ran, left to it.
+    /// Heads a writer changed while this ran, left to it (counted here only).
     pub raced: usize,
     /// Heads ahead of the log, untouched: (aggregate, head's version, log's version).
     pub ahead: Vec<(Uuid, i64, i64)>,
+    /// Aggregates with an event that did not decode or fold, untouched: their state from the
+    /// log may miss it. (aggregate, log's version.)
+    pub tainted: Vec<(Uuid, i64)>,
+}
+
+/// What settling does to one head.
+enum Change {
+    Create,
+    Move,
+    Restate,
 }
 
 struct StoredHead {
     aggregate_type: String,
     version: i64,
+    pending_version: Option<i64>,
     state: Option<serde_json::Value>,
     last_position: Option<String>,
 }
 
+/// The heads as PostgreSQL holds them, read once for [`settle_against`].
+pub struct StoredHeads(HashMap<Uuid, StoredHead>);
+
+impl StoredHeads {
+    pub async fn read(db: &PgPool) -> anyhow::Result<Self> {
+        let mut stored = HashMap::new();
+        let rows = sqlx::query(
+            "select aggregate_id, aggregate_type, version, pending_version, state, last_position
+               from api.aggregate_heads where aggregate_type = any($1)",
+        )
+        .bind(fold::HEADED.to_vec())
+        .fetch_all(db)
+        .await?;
+        for row in rows {
+            stored.insert(
+                row.try_get::<Uuid, _>("aggregate_id")?,
+                StoredHead {
+                    aggregate_type: row.try_get("aggregate_type")?,
+                    version: row.try_get("version")?,
+                    pending_version: row.try_get("pending_version")?,
+                    state: row.try_get("state")?,
+                    last_position: row.try_get("last_position")?,
+                },
+            );
+        }
+        Ok(Self(stored))
+    }
+}
+
 /// Brings the heads up to `folded` (`apply`), or only says what it would do.
 pub async fn settle(db: &PgPool, folded: &Folded, apply: bool) -> anyhow::Result<Settlement> {
-    let mut stored = HashMap::new();
-    let rows = sqlx::query(
-        "select aggregate_id, aggregate_type, version, state, last_position
-           from api.aggregate_heads where aggregate_type = any($1)",
-    )
-    .bind(fold::HEADED.to_vec())
-    .fetch_all(db)
-    .await?;
-    for row in rows {
-        stored.insert(
-            row.try_get::<Uuid, _>("aggregate_id")?,
-            StoredHead {
-                aggregate_type: row.try_get("aggregate_type")?,
-                version: row.try_get("version")?,
-                state: row.try_get("state")?,
-                last_position: row.try_get("last_position")?,
-            },
-        );
-    }
+    let stored = StoredHeads::read(db).await?;
+    settle_against(db, folded, stored, apply).await
+}
+
+/// [`settle`] with the heads as read before: each update still checks that its head is as
+/// read, so a head a writer changed since is counted `raced` and left to it.
+pub async fn settle_against(
+    db: &PgPool,
+    folded: &Folded,
+    StoredHeads(mut stored): StoredHeads,
+    apply: bool,
+) -> anyhow::Result<Settlement> {
     let mut settlement = Settlement {
         checked: folded.heads.len(),
         ..Settlement::default()
     };
     for (aggregate_id, log) in &folded.heads {
         let position = log.position.to_string();
-        let Some(head) = stored.remove(aggregate_id) else {
-            settlement.created += 1;
-            if apply && !create(db, *aggregate_id, log, &position).await? {
-                settlement.raced += 1;
+        let head = stored.remove(aggregate_id);
+        if log.tainted {
+            settlement.tainted.push((*aggregate_id, log.version));
+            continue;
+        }
+        let change = match &head {
+            None => Change::Create,
+            Some(head) if head.version > log.version => {
+                settlement
+                    .ahead
+                    .push((*aggregate_id, head.version, log.version));
+                continue;
             }
-            continue;
+            Some(head) if head.version < log.version => Change::Move,
+            Some(head)
+                if head.state.as_ref() == Some(&log.state)
+                    && head.aggregate_type == log.aggregate_type
+                    && head.last_position.as_deref() == Some(position.as_str()) =>
+            {
+                settlement.unchanged += 1;
+                continue;
+            }
+            Some(_) => Change::Restate,
         };
-        if head.version > log.version {
-            settlement
-                .ahead
-                .push((*aggregate_id, head.version, log.version));
-            continue;
+        if apply {
+            let done = match &head {
+                None => create(db, *aggregate_id, log, &position).await?,
+                Some(head) => replace(db, *aggregate_id, head, log, &position).await?,
+            };
+            if !done {
+                settlement.raced += 1;
+                continue;
+            }
         }
-        let same_state = head.state.as_ref() == Some(&log.state)
-            && head.aggregate_type == log.aggregate_type
-            && head.last_position.as_deref() == Some(position.as_str());
-        if head.version == log.version && same_state {
-            settlement.unchanged += 1;
-            continue;
-        }
-        if head.version < log.version {
-            settlement.moved += 1;
-        } else {
-            settlement.restated += 1;
-        }
-        if apply && !replace(db, *aggregate_id, head.version, log, &position).await? {
-            settlement.raced += 1;
+        match change {
+            Change::Create => settlement.created += 1,
+            Change::Move => settlement.moved += 1,
+            Change::Restate => settlement.restated += 1,
         }
     }
     // Heads with no event in the log at all are ahead of it too.
@@ -301,6 +376,7 @@ pub async fn settle(db: &PgPool, folded: &Folded, apply: bool) -> anyhow::Result
             .map(|(aggregate_id, head)| (aggregate_id, head.version, 0)),
     );
     settlement.ahead.sort_unstable();
+    settlement.tainted.sort_unstable();
     Ok(settlement)
 }
 
@@ -324,11 +400,12 @@ async fn create(
     Ok(inserted.rows_affected() == 1)
 }
 
-/// The head takes the log's version and state, only if it is still at the version read.
+/// The head takes the log's version and state, only if it is still as read: at that version
+/// with that pending mark (a writer marking it meanwhile keeps it).
 async fn replace(
     db: &PgPool,
     aggregate_id: Uuid,
-    read: i64,
+    read: &StoredHead,
     log: &LogHead,
     position: &str,
 ) -> sqlx::Result<bool> {
@@ -337,14 +414,16 @@ async fn replace(
             set aggregate_type = $3, version = $4, state = $5, last_position = $6,
                 pending_version = null, pending_state = null, pending_since = null,
                 pending_writer = null, mark_follows = null, updated_at = now()
-          where aggregate_id = $1 and version = $2",
+          where aggregate_id = $1 and version = $2
+            and pending_version is not distinct from $7",
     )
     .bind(aggregate_id)
-    .bind(read)
+    .bind(read.version)
     .bind(&log.aggregate_type)
     .bind(log.version)
     .bind(&log.state)
     .bind(position)
+    .bind(read.pending_version)
     .execute(db)
     .await?;
     Ok(updated.rows_affected() == 1)
@@ -352,20 +431,14 @@ async fn replace(
 
 #[cfg(test)]
 mod tests {
-    use cruxlog_schemas::{Actor, EventMeta, events::samples};
+    use cruxlog_schemas::{Actor, DomainEvent, EventMeta, events::samples};
 
     use super::*;
 
-    fn record(
-        aggregate_id: Uuid,
-        version: i64,
-        event: DomainEvent,
-    ) -> Result<(Envelope, DomainEvent), String> {
+    fn record(aggregate_id: Uuid, version: i64, event: DomainEvent) -> Result<Envelope, String> {
         let meta = EventMeta::new(aggregate_id, version, Actor::system());
         let bytes = event.encode(&meta).map_err(|e| e.to_string())?;
-        let envelope =
-            cruxlog_schemas::codec::decode_envelope(&bytes).map_err(|e| e.to_string())?;
-        Ok((envelope, event))
+        cruxlog_schemas::codec::decode_envelope(&bytes).map_err(|e| e.to_string())
     }
 
     fn at(offset: i64) -> Position {
@@ -384,11 +457,15 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_and_gaps_fold_and_bad_records_are_skipped() {
+    fn duplicates_and_gaps_fold_repeats_fold_once_and_bad_records_taint() {
         let session = Uuid::now_v7();
         let mut folded = Folded::default();
         folded.apply(record(session, 1, sample("SessionStarted")), at(0));
-        folded.apply(record(session, 2, sample("AttemptLogged")), at(1));
+        let logged = record(session, 2, sample("AttemptLogged"));
+        folded.apply(logged.clone(), at(1));
+        // The same record again is one fact, not a duplicate version.
+        folded.apply(logged, at(2));
+        assert_eq!(folded.anomalies, []);
         // A second version 2 (a head behind the log took it) is reported, and folded: the
         // command was answered.
         folded.apply(record(session, 2, sample("SessionEnded")), at(2));
@@ -406,10 +483,15 @@ mod tests {
             Some(vec![serde_json::Value::Bool(true)]),
             "the logged attempt, deleted"
         );
-        // An event of another aggregate type on this id does not fold.
+        assert!(!folded.heads[&session].tainted);
+        // An event of another aggregate type on this id does not fold: its version counts,
+        // the state stays, and the aggregate is tainted (settling leaves it alone).
+        let state = folded.heads[&session].state.clone();
         folded.apply(record(session, 6, sample("RoleGranted")), at(5));
-        assert_eq!(folded.heads[&session].version, 5);
-        assert_eq!(folded.records, 6);
+        assert_eq!(folded.heads[&session].version, 6);
+        assert_eq!(folded.heads[&session].state, state);
+        assert!(folded.heads[&session].tainted);
+        assert_eq!(folded.records, 7);
         let kinds: Vec<&str> = folded
             .anomalies
             .iter()
