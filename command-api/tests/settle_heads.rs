@@ -290,10 +290,13 @@ async fn heads_behind_the_log_are_settled_up_to_it_and_none_goes_back() {
     );
 }
 
-/// What settling prevents: a head left behind the log takes the next command at a version
-/// the log already has. The settlement finds the second copy and keeps the first.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_head_left_behind_appends_a_version_twice_and_the_settlement_reports_it() {
+/// An API with a new user's session of `attempts` attempts written through it, its head
+/// then set back to `version` as a restore would leave it: (app, its state, a superuser
+/// pool, the user, the session).
+async fn session_set_back(
+    attempts: usize,
+    version: i64,
+) -> (TestApp, AppState, PgPool, Uuid, Uuid) {
     let app = TestApp::api_only().await;
     let state = AppState::connect(api_config(&app.env))
         .await
@@ -302,13 +305,22 @@ async fn a_head_left_behind_appends_a_version_twice_and_the_settlement_reports_i
         .await
         .expect("database");
     let user = Uuid::now_v7();
-    let session_id = session(&state, user, 2).await;
+    let session_id = session(&state, user, attempts).await;
     heads(&admin_db).await;
-    sqlx::query("update api.aggregate_heads set version = 2 where aggregate_id = $1")
+    sqlx::query("update api.aggregate_heads set version = $2 where aggregate_id = $1")
         .bind(session_id)
+        .bind(version)
         .execute(&admin_db)
         .await
-        .expect("rolls back");
+        .expect("sets back");
+    (app, state, admin_db, user, session_id)
+}
+
+/// What settling prevents: a head left behind the log takes the next command at a version
+/// the log already has. The settlement reports the second copy (and folds both).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_left_behind_appends_a_version_twice_and_the_settlement_reports_it() {
+    let (app, _, admin_db, user, session_id) = session_set_back(2, 2).await;
     let restored = AppState::connect(api_config(&app.env))
         .await
         .expect("a fresh instance");
@@ -368,21 +380,7 @@ async fn a_head_left_behind_appends_a_version_twice_and_the_settlement_reports_i
 /// mark: the update is a compare-and-set on the version and the pending mark read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_head_marked_while_settling_is_left_to_its_writer() {
-    let app = TestApp::api_only().await;
-    let state = AppState::connect(api_config(&app.env))
-        .await
-        .expect("state");
-    let admin_db = PgPool::connect(&app.env.database_url)
-        .await
-        .expect("database");
-    let user = Uuid::now_v7();
-    let session_id = session(&state, user, 1).await;
-    heads(&admin_db).await;
-    sqlx::query("update api.aggregate_heads set version = 1 where aggregate_id = $1")
-        .bind(session_id)
-        .execute(&admin_db)
-        .await
-        .expect("rolls back");
+    let (_app, state, admin_db, _, session_id) = session_set_back(1, 1).await;
     let folded = settle::read_log(
         &state.config.kafka,
         state.log.topics(),
