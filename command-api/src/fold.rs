@@ -113,12 +113,12 @@ pub const HEADED: [&str; 6] = [
 /// envelope names.
 pub fn evolve_json(
     aggregate_type: &str,
-    state: Option<serde_json::Value>,
+    state: Option<&serde_json::Value>,
     event_id: Uuid,
     event: &DomainEvent,
 ) -> Result<serde_json::Value, Unfoldable> {
     fn typed<A: Aggregate>(
-        state: Option<serde_json::Value>,
+        state: Option<&serde_json::Value>,
         event_id: Uuid,
         event: &DomainEvent,
     ) -> Result<serde_json::Value, Unfoldable> {
@@ -126,7 +126,7 @@ pub fn evolve_json(
             aggregate: A::TYPE,
             reason: error.to_string(),
         };
-        let state: Option<A> = state.map(serde_json::from_value).transpose().map_err(bad)?;
+        let state: Option<A> = state.map(A::deserialize).transpose().map_err(bad)?;
         serde_json::to_value(A::evolve(state, event_id, event)?).map_err(bad)
     }
     match aggregate_type {

@@ -1,6 +1,7 @@
 //! Reading the log back to settle a pending append whose writer died (ADR 0009): the
 //! highest version of one aggregate appended since a point in time. Rare (only after a
 //! crash or a failed append), so it is a plain scan of the topic from that time to its end.
+//! [`read_to_end`] also serves `settle-heads` ([`crate::settle`]), which reads whole topics.
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use rdkafka::{
     Message as _, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer as _},
     error::KafkaError,
+    message::BorrowedMessage,
 };
 use uuid::Uuid;
 
@@ -50,8 +52,7 @@ fn scan(
         by_time.add_partition_offset(topic, *partition, Offset::Offset(since_ms))?;
     }
     let starts = consumer.offsets_for_times(by_time, TIMEOUT)?;
-    let mut assignment = TopicPartitionList::new();
-    let mut ends = Vec::new();
+    let mut spans = Vec::new();
     for element in starts.elements() {
         let (_, high) = consumer.fetch_watermarks(topic, element.partition(), TIMEOUT)?;
         let start = match element.offset() {
@@ -59,35 +60,80 @@ fn scan(
             // No record at or after the time: nothing to read there.
             _ => high,
         };
-        if start < high {
-            assignment.add_partition_offset(topic, element.partition(), Offset::Offset(start))?;
-            ends.push((element.partition(), high));
-        }
+        spans.push(Span {
+            topic: topic.to_owned(),
+            partition: element.partition(),
+            start,
+            end: high,
+        });
     }
-    if ends.is_empty() {
-        return Ok(None);
-    }
-    consumer.assign(&assignment)?;
     let key = aggregate_id.to_string();
     let mut highest = None;
-    let deadline = Instant::now() + TIMEOUT * 2;
-    while !ends.is_empty() {
-        if Instant::now() > deadline {
-            return Err(KafkaError::Canceled);
-        }
-        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        let message = message?;
+    read_to_end(consumer, spans, TIMEOUT, Some(TIMEOUT * 2), |message| {
         if message.key() == Some(key.as_bytes())
             && let Some(payload) = message.payload()
             && let Ok(envelope) = cruxlog_schemas::codec::decode_envelope(payload)
         {
             highest = highest.max(Some(envelope.aggregate_version));
         }
-        let partition = message.partition();
-        let next = message.offset() + 1;
-        ends.retain(|(p, high)| !(*p == partition && next >= *high));
-    }
+    })?;
     Ok(highest)
+}
+
+/// One partition to read, from `start` to `end` (exclusive; its high watermark when the read
+/// began).
+pub(crate) struct Span {
+    pub topic: String,
+    pub partition: i32,
+    pub start: i64,
+    pub end: i64,
+}
+
+/// Reads each of `spans` to its end, handing every record to `on_record`. Gives up with
+/// [`KafkaError::Canceled`] when no record came for `stall`, or after `total`.
+///
+/// A partition can end in transaction markers, which a `read_committed` consumer reads past
+/// without a record: the consumer's position, not the last record, says it is at the end.
+pub(crate) fn read_to_end(
+    consumer: &BaseConsumer,
+    spans: Vec<Span>,
+    stall: Duration,
+    total: Option<Duration>,
+    mut on_record: impl FnMut(&BorrowedMessage<'_>),
+) -> Result<(), KafkaError> {
+    let mut assignment = TopicPartitionList::new();
+    let mut ends = Vec::new();
+    for span in spans.into_iter().filter(|span| span.start < span.end) {
+        assignment.add_partition_offset(&span.topic, span.partition, Offset::Offset(span.start))?;
+        ends.push((span.topic, span.partition, span.end));
+    }
+    if ends.is_empty() {
+        return Ok(());
+    }
+    consumer.assign(&assignment)?;
+    let started = Instant::now();
+    let mut last_record = Instant::now();
+    while !ends.is_empty() {
+        if total.is_some_and(|total| started.elapsed() > total) {
+            return Err(KafkaError::Canceled);
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            let positions = consumer.position()?;
+            ends.retain(|(topic, partition, end)| {
+                !positions
+                    .find_partition(topic, *partition)
+                    .is_some_and(|at| matches!(at.offset(), Offset::Offset(at) if at >= *end))
+            });
+            if !ends.is_empty() && last_record.elapsed() > stall {
+                return Err(KafkaError::Canceled);
+            }
+            continue;
+        };
+        let message = message?;
+        last_record = Instant::now();
+        on_record(&message);
+        let (topic, partition, next) = (message.topic(), message.partition(), message.offset() + 1);
+        ends.retain(|(t, p, end)| !(t == topic && *p == partition && next >= *end));
+    }
+    Ok(())
 }

@@ -13,15 +13,13 @@
 //! Memory grows with the number of aggregates (one state each): fine for a restore of this
 //! product's scale; a bigger one would settle topic by topic.
 
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, time::Duration};
 
+use anyhow::Context as _;
 use cruxlog_runtime::kafka::KafkaConfig;
 use cruxlog_schemas::{Envelope, topics::Topics};
 use rdkafka::{
-    Message as _, Offset, TopicPartitionList,
+    Message as _,
     consumer::{BaseConsumer, Consumer as _},
 };
 use sqlx::{PgPool, Row as _};
@@ -29,6 +27,7 @@ use uuid::Uuid;
 
 use crate::{
     fold::{self, Unfoldable},
+    log_scan::{self, Span},
     position::Position,
 };
 
@@ -115,17 +114,12 @@ impl Folded {
                 position: position.clone(),
             });
         }
-        let state = current.map(|head| head.state.clone());
+        let state = current.map(|head| &head.state);
         let folded = cruxlog_schemas::codec::decode_payload(&envelope)
             .map_err(|error| error.to_string())
             .and_then(|event| {
-                fold::evolve_json(
-                    &envelope.aggregate_type,
-                    state.clone(),
-                    envelope.event_id,
-                    &event,
-                )
-                .map_err(|error| unfoldable(&error, aggregate_id))
+                fold::evolve_json(&envelope.aggregate_type, state, envelope.event_id, &event)
+                    .map_err(|error| unfoldable(&error, aggregate_id))
             });
         let (state, tainted) = match folded {
             Ok(state) => (state, current.is_some_and(|head| head.tainted)),
@@ -134,7 +128,7 @@ impl Folded {
                     position: position.clone(),
                     reason,
                 });
-                (state.unwrap_or_default(), true)
+                (state.cloned().unwrap_or_default(), true)
             }
         };
         self.heads.insert(
@@ -181,47 +175,23 @@ fn read_topics(
     topics: &[String],
     progress: &indicatif::ProgressBar,
 ) -> anyhow::Result<Folded> {
-    let mut assignment = TopicPartitionList::new();
-    let mut ends = Vec::new();
-    let mut total = 0;
+    let mut spans = Vec::new();
     for topic in topics {
         let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
         for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
-            let (low, high) = consumer.fetch_watermarks(topic, partition.id(), TIMEOUT)?;
-            if low < high {
-                assignment.add_partition_offset(topic, partition.id(), Offset::Offset(low))?;
-                ends.push((topic.clone(), partition.id(), high));
-                total += high - low;
-            }
+            let (start, end) = consumer.fetch_watermarks(topic, partition.id(), TIMEOUT)?;
+            spans.push(Span {
+                topic: topic.clone(),
+                partition: partition.id(),
+                start,
+                end,
+            });
         }
     }
+    let total: i64 = spans.iter().map(|span| span.end - span.start).sum();
     progress.set_length(u64::try_from(total).unwrap_or_default());
     let mut folded = Folded::default();
-    if ends.is_empty() {
-        return Ok(folded);
-    }
-    consumer.assign(&assignment)?;
-    // A stall (the broker gone) fails the read rather than hanging it.
-    let mut last_record = Instant::now();
-    while !ends.is_empty() {
-        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
-            // A partition can end in transaction markers, which `read_committed` reads past
-            // without a record: the consumer's position says it is at the end.
-            let positions = consumer.position()?;
-            ends.retain(|(topic, partition, high)| {
-                !positions
-                    .find_partition(topic, *partition)
-                    .is_some_and(|at| matches!(at.offset(), Offset::Offset(at) if at >= *high))
-            });
-            anyhow::ensure!(
-                ends.is_empty() || last_record.elapsed() < TIMEOUT,
-                "the log's end not reached after {TIMEOUT:?} without a record: Kafka down, or a \
-                 transaction left open?"
-            );
-            continue;
-        };
-        let message = message?;
-        last_record = Instant::now();
+    log_scan::read_to_end(consumer, spans, TIMEOUT, None, |message| {
         let position = Position {
             topic: message.topic().to_owned(),
             partition: message.partition(),
@@ -235,9 +205,13 @@ fn read_topics(
             });
         folded.apply(envelope, position);
         progress.inc(1);
-        let (topic, partition, next) = (message.topic(), message.partition(), message.offset() + 1);
-        ends.retain(|(t, p, high)| !(t == topic && *p == partition && next >= *high));
-    }
+    })
+    .with_context(|| {
+        format!(
+            "the log's end not reached: no record for {TIMEOUT:?} (Kafka down, or a \
+             transaction left open?)"
+        )
+    })?;
     progress.finish_and_clear();
     Ok(folded)
 }

@@ -63,7 +63,9 @@ where
     let mut json = None;
     for (event_id, event) in log {
         typed = Some(S::evolve(typed, *event_id, event).expect("folds"));
-        json = Some(fold::evolve_json(S::TYPE, json, *event_id, event).expect("folds as JSON"));
+        json = Some(
+            fold::evolve_json(S::TYPE, json.as_ref(), *event_id, event).expect("folds as JSON"),
+        );
     }
     assert_eq!(typed, state);
     let stored = json.map(|json| serde_json::from_value::<S>(json).expect("decodes"));

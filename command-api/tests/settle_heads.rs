@@ -133,13 +133,7 @@ async fn session(state: &AppState, user: Uuid, attempts: usize) -> Uuid {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heads_behind_the_log_are_settled_up_to_it_and_none_goes_back() {
-    let app = TestApp::api_only().await;
-    let state = AppState::connect(api_config(&app.env))
-        .await
-        .expect("state");
-    let admin_db = PgPool::connect(&app.env.database_url)
-        .await
-        .expect("database");
+    let (app, state, admin_db) = api().await;
     let user = Uuid::now_v7();
     let command = Command::new(Actor::system(), &HeaderMap::new());
     let registered = samples::all()
@@ -290,13 +284,9 @@ async fn heads_behind_the_log_are_settled_up_to_it_and_none_goes_back() {
     );
 }
 
-/// An API with a new user's session of `attempts` attempts written through it, its head
-/// then set back to `version` as a restore would leave it: (app, its state, a superuser
-/// pool, the user, the session).
-async fn session_set_back(
-    attempts: usize,
-    version: i64,
-) -> (TestApp, AppState, PgPool, Uuid, Uuid) {
+/// An API, a writer's state of its own (as another instance), and a superuser pool to damage
+/// heads with.
+async fn api() -> (TestApp, AppState, PgPool) {
     let app = TestApp::api_only().await;
     let state = AppState::connect(api_config(&app.env))
         .await
@@ -304,6 +294,17 @@ async fn session_set_back(
     let admin_db = PgPool::connect(&app.env.database_url)
         .await
         .expect("database");
+    (app, state, admin_db)
+}
+
+/// An API with a new user's session of `attempts` attempts written through it, its head
+/// then set back to `version` as a restore would leave it: (app, its state, a superuser
+/// pool, the user, the session).
+async fn session_set_back(
+    attempts: usize,
+    version: i64,
+) -> (TestApp, AppState, PgPool, Uuid, Uuid) {
+    let (app, state, admin_db) = api().await;
     let user = Uuid::now_v7();
     let session_id = session(&state, user, attempts).await;
     heads(&admin_db).await;
